@@ -1,0 +1,16 @@
+"""rnnkit: recurrent neural networks you can read, check against Keras, and train on PyTorch.
+
+    from rnnkit import Sequential
+    from rnnkit.layers import SimpleRNN, Dense
+
+    model = Sequential([SimpleRNN(3, input_shape=(4, 5)), Dense(1, activation="sigmoid")])
+    model.summary()
+"""
+
+from rnnkit import layers, models, utils
+from rnnkit.layers import Input
+from rnnkit.models import Model, Sequential
+
+__version__ = "0.1.0"
+
+__all__ = ["Input", "Model", "Sequential", "layers", "models", "utils", "__version__"]

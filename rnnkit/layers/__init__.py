@@ -1,0 +1,59 @@
+"""rnnkit layers: the Keras 3 layer API on PyTorch.
+
+    from rnnkit.layers import SimpleRNN, Dense, Embedding, Input
+"""
+
+from __future__ import annotations
+
+from rnnkit.layers._base import Layer
+from rnnkit.layers._core import (
+    Activation,
+    Add,
+    Concatenate,
+    Dense,
+    Dropout,
+    Flatten,
+    Masking,
+    RepeatVector,
+)
+from rnnkit.layers._embedding import Embedding
+from rnnkit.layers._graph import SymbolicTensor
+from rnnkit.layers._input import Input, InputLayer
+from rnnkit.layers._rnn import RNN, RNNCell, SimpleRNN, SimpleRNNCell
+from rnnkit.layers._wrappers import TimeDistributed
+
+__all__ = [
+    "Activation", "Add", "Concatenate", "Dense", "Dropout", "Embedding", "Flatten", "Input",
+    "InputLayer", "Layer", "Masking", "RNN", "RNNCell", "RepeatVector", "SimpleRNN",
+    "SimpleRNNCell", "SymbolicTensor", "TimeDistributed", "deserialize", "serialize",
+]
+
+
+def _registry() -> dict[str, type]:
+    from rnnkit import models
+
+    classes = {name: obj for name, obj in globals().items()
+               if isinstance(obj, type) and issubclass(obj, Layer)}
+    classes.update(Sequential=models.Sequential, Functional=models.Model, Model=models.Model)
+    return classes
+
+
+def serialize(layer: Layer) -> dict:
+    """`{"class_name": ..., "config": ...}`, the form `deserialize` (and saving) reads."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config: dict, custom_objects: dict | None = None) -> Layer:
+    """Rebuild a layer from `serialize(layer)`; `custom_objects` maps names of your own classes."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(
+            f"A layer config is a dict with 'class_name' and 'config'; got {config!r}."
+        )
+    classes = {**_registry(), **(custom_objects or {})}
+    name = config["class_name"]
+    if name not in classes:
+        raise ValueError(
+            f"Unknown layer class {name!r}. Known: {', '.join(sorted(classes))}. For a layer "
+            "of your own, pass custom_objects={'" + name + "': YourClass}."
+        )
+    return classes[name].from_config(dict(config.get("config", {})))

@@ -1,0 +1,456 @@
+"""`Layer`: the base of every rnnkit layer and model.
+
+A layer is a `torch.nn.Module` with Keras' habits:
+
+- weights are created lazily by `build(input_shape)` on the first call, so
+  `SimpleRNN(3)` needs no input size up front;
+- weights are `torch.nn.Parameter`s in Keras layout (a kernel is `(in, out)`),
+  and `get_weights()` / `set_weights()` exchange them as numpy arrays in the
+  order Keras uses;
+- names are automatic and unique (`simple_rnn`, `simple_rnn_1`, ...);
+- masks travel with the tensors: a layer's output mask is attached to its output
+  tensor, and the next layer receives it as `mask=`;
+- calling a layer on `Input(...)` (a `SymbolicTensor`) records a graph node
+  instead of computing, which is how functional models are made.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import re
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit import _tree, constraints, initializers, regularizers
+from rnnkit.layers._graph import Node, SymbolicTensor
+
+MASK_ATTR = "_rnnkit_mask"
+
+_name_counters: defaultdict[str, itertools.count] = defaultdict(itertools.count)
+
+
+def unique_name(prefix: str) -> str:
+    """`prefix`, then `prefix_1`, `prefix_2`, ... as Keras names layers."""
+    n = next(_name_counters[prefix])
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+def reset_names() -> None:
+    _name_counters.clear()
+
+
+def snake_case(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def as_dtype(dtype) -> torch.dtype:
+    """`'float32'`, `np.float32` or `torch.float32` -> `torch.float32`."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as err:
+        raise TypeError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float64' or 'int64'.") from err
+    if name == "bool":
+        return torch.bool
+    return getattr(torch, name)
+
+
+def get_mask(tensor) -> torch.Tensor | None:
+    """The mask a previous layer attached to `tensor`, if any."""
+    return getattr(tensor, MASK_ATTR, None)
+
+
+def set_mask(tensor, mask) -> None:
+    if isinstance(tensor, torch.Tensor):
+        setattr(tensor, MASK_ATTR, mask)
+
+
+def to_tensor(value, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    """numpy / pandas / list / tensor -> tensor; floats become `dtype` (float32 by default)."""
+    if isinstance(value, torch.Tensor):
+        tensor = value
+    else:
+        if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
+            value = value.to_numpy()
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(
+                f"Cannot turn {type(value).__name__} of Python objects into a tensor; "
+                "pass numbers (a numpy array or nested lists of equal length)."
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.is_floating_point() and dtype is not None and dtype.is_floating_point:
+        tensor = tensor.to(dtype)
+    if device is not None and tensor.device != device:
+        tensor = tensor.to(device)
+    return tensor
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+
+
+class Layer(nn.Module):
+    """Base class: lazy weights, Keras names and weight order, masks, symbolic calls.
+
+    Subclasses implement `build(input_shape)` (create weights with `add_weight`)
+    and `call(inputs, ...)`, and `compute_output_shape(input_shape)` so that the
+    layer can be used in functional models.
+
+    Args:
+        name: unique name; generated from the class name when omitted.
+        trainable: whether fitting updates this layer's weights.
+        dtype: the dtype of weights and computations (default `'float32'`).
+        input_shape / batch_input_shape / input_dim / input_length / batch_size:
+            the older Keras spellings of the input shape; on the first layer of a
+            `Sequential` model they stand for an `Input(...)` before it.
+    """
+
+    supports_masking = False
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
+                 batch_input_shape=None, batch_size=None, input_dim=None, input_length=None,
+                 activity_regularizer=None, **kwargs):
+        super().__init__()
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected argument(s) "
+                f"{', '.join(sorted(kwargs))}. Check the spelling against "
+                f"help(rnnkit.layers.{type(self).__name__})."
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Layer name must be a string; got {name!r}.")
+        self.name = name or unique_name(self._default_name())
+        self.dtype = as_dtype(dtype)
+        self.built = False
+        self._trainable = bool(trainable)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.inbound_nodes: list[Node] = []
+        self._activity_losses: list[torch.Tensor] = []
+        # weight name -> (regularizer, constraint, trainable)
+        self._weight_info: dict[str, tuple[Any, Any, bool]] = {}
+        self._build_input_shape = None
+        self.batch_input_shape = self._legacy_batch_shape(
+            input_shape, batch_input_shape, batch_size, input_dim, input_length
+        )
+
+    # ----------------------------------------------------------------- naming
+    @classmethod
+    def _default_name(cls) -> str:
+        return snake_case(cls.__name__)
+
+    def _legacy_batch_shape(self, input_shape, batch_input_shape, batch_size, input_dim,
+                            input_length):
+        if batch_input_shape is not None:
+            return tuple(batch_input_shape)
+        if input_shape is None and input_dim is not None:
+            input_shape = self._shape_from_input_dim(input_dim, input_length)
+        elif input_length is not None and input_shape is None:
+            raise TypeError(
+                f"{type(self).__name__} '{self.name}': input_length={input_length} needs "
+                f"input_dim= too, or write input_shape=(timesteps, features)."
+            )
+        if input_shape is None:
+            return None
+        if isinstance(input_shape, int):
+            input_shape = (input_shape,)
+        return (batch_size, *input_shape)
+
+    def _shape_from_input_dim(self, input_dim, input_length):
+        """`input_dim=N` (Keras 2) means per-sample shape `(N,)` for most layers."""
+        if input_length is not None:
+            return (input_length, input_dim)
+        return (input_dim,)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    # ---------------------------------------------------------------- weights
+    def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
+                   constraint=None, trainable=True, dtype=None) -> nn.Parameter:
+        """Create a weight of `shape`, register it and return it."""
+        init = initializers.get(initializer)
+        value = init(tuple(shape), dtype=as_dtype(dtype) if dtype else self.dtype)
+        param = nn.Parameter(value, requires_grad=bool(trainable and self._trainable))
+        self.register_parameter(name, param)
+        self._weight_info[name] = (
+            regularizers.get(regularizer), constraints.get(constraint), bool(trainable)
+        )
+        return param
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """All weights, in Keras' order: this layer's, then each sub-layer's."""
+        return list(self.parameters())
+
+    @property
+    def trainable_weights(self) -> list[nn.Parameter]:
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[nn.Parameter]:
+        return [w for w in self.weights if not w.requires_grad]
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for name, param in self.named_parameters(recurse=False):
+            param.requires_grad_(self._trainable and self._weight_info.get(name, (0, 0, 1))[2])
+        for child in self.children():
+            if isinstance(child, Layer):
+                child.trainable = value
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has no weights yet: it is built on its "
+                "first call. Call it on data or on Input(shape=...), or call .build(input_shape)."
+            )
+        return sum(math.prod(w.shape) for w in self.weights)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as numpy arrays, in Keras' layout and order."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Load numpy arrays (as `get_weights()` returns them) into the weights."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            expected = ", ".join(shape_str(tuple(w.shape)) for w in own) or "none"
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has {len(own)} weight(s) ({expected}); "
+                f"set_weights got {len(weights)} array(s). Pass one array per weight, in the "
+                "order get_weights() returns them."
+            )
+        for i, (param, value) in enumerate(zip(own, weights)):
+            value = np.asarray(value)
+            if tuple(value.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': weight {i} ({self._weight_name(param)}) "
+                    f"has shape {shape_str(tuple(param.shape))}; set_weights got "
+                    f"{shape_str(value.shape)}. Weights use Keras layout, e.g. a kernel is "
+                    "(input_dim, units)."
+                )
+        with torch.no_grad():
+            for param, value in zip(own, weights):
+                param.copy_(torch.as_tensor(np.asarray(value), dtype=param.dtype))
+
+    def _weight_name(self, param) -> str:
+        for name, p in self.named_parameters():
+            if p is param:
+                return name
+        return "?"
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Regularization penalties: weight regularizers now, activity ones of the last call."""
+        out = []
+        for module in self.modules():
+            if not isinstance(module, Layer):
+                continue
+            for name, param in module.named_parameters(recurse=False):
+                regularizer = module._weight_info.get(name, (None,))[0]
+                if regularizer is not None:
+                    out.append(regularizer(param))
+            out.extend(module._activity_losses)
+        return out
+
+    def apply_constraints(self) -> None:
+        """Project weights onto their constraints (run after each optimizer step)."""
+        with torch.no_grad():
+            for module in self.modules():
+                if not isinstance(module, Layer):
+                    continue
+                for name, param in module.named_parameters(recurse=False):
+                    constraint = module._weight_info.get(name, (None, None))[1]
+                    if constraint is not None:
+                        param.copy_(constraint(param))
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape) -> None:
+        """Create weights for inputs of `input_shape`; layers without weights skip it."""
+        self.built = True
+
+    def _maybe_build(self, input_shape) -> None:
+        if not self.built:
+            self._build_input_shape = input_shape
+            self.build(input_shape)
+            self.built = True
+
+    def compute_output_shape(self, input_shape):
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define compute_output_shape(), so it cannot be "
+            "used on Input(...) in a functional or Sequential model with a known input shape."
+        )
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output: passed through by layers that support masking."""
+        return mask if self.supports_masking else None
+
+    def check_input_shape(self, shape) -> None:
+        """Raise a clear error if `shape` cannot go into this layer (before computing)."""
+
+    # ------------------------------------------------------------------- call
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement call().")
+
+    def forward(self, *args, **kwargs):
+        return self.call(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        if not args:
+            raise TypeError(f"{type(self).__name__} '{self.name}' was called without inputs.")
+        if any(isinstance(t, SymbolicTensor) for t in _tree.flatten((args, kwargs))):
+            return self._symbolic_call(*args, **kwargs)
+        inputs = self._convert_inputs(args[0])
+        args = (inputs, *args[1:])
+        self.check_input_shape(_shapes(inputs))
+        self._maybe_build(_shapes(inputs))
+        params = _call_params(type(self))
+        if "mask" in params and kwargs.get("mask") is None:
+            masks = [get_mask(t) for t in _tree.flatten(inputs)]
+            if any(m is not None for m in masks):
+                kwargs["mask"] = masks[0] if not _tree.is_nested(inputs) else masks
+        mask = kwargs.get("mask")
+        if "mask" not in params:
+            kwargs.pop("mask", None)
+        if "training" not in params:
+            kwargs.pop("training", None)
+        elif kwargs.get("training") is None:
+            kwargs["training"] = False
+        outputs = super().__call__(*args, **kwargs)
+        if mask is None and not _tree.is_nested(inputs):
+            mask = get_mask(inputs)
+        self._attach_masks(inputs, outputs, mask)
+        if self.activity_regularizer is not None:
+            first = _tree.flatten(outputs)[0]
+            self._activity_losses = [self.activity_regularizer(first) / first.shape[0]]
+        return outputs
+
+    def _convert_inputs(self, inputs):
+        device = next((p.device for p in self.parameters()), None)
+
+        def convert(value):
+            if value is None or isinstance(value, (torch.Tensor, int, float, bool, str)):
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    return _keep_mask(value, value.to(self.dtype)) if value.dtype != self.dtype \
+                        else value
+                return value
+            return to_tensor(value, self.dtype, device)
+
+        return _tree.map_structure(convert, inputs)
+
+    def _attach_masks(self, inputs, outputs, mask) -> None:
+        out_mask = self.compute_mask(inputs, mask)
+        if _tree.is_nested(outputs):
+            masks = out_mask if _tree.is_nested(out_mask) else [out_mask] + [None] * (
+                len(_tree.flatten(outputs)) - 1)
+            for tensor, m in zip(_tree.flatten(outputs), _tree.flatten(masks)):
+                set_mask(tensor, m)
+        else:
+            set_mask(outputs, out_mask)
+
+    def _symbolic_call(self, *args, **kwargs):
+        inputs = args[0]
+        shapes = _shapes(inputs)
+        self.check_input_shape(shapes)
+        self._maybe_build(shapes)
+        extra = {k: _shapes(v) for k, v in kwargs.items() if k in _shape_kwargs(self)}
+        out_shapes = self.compute_output_shape(shapes, **extra)
+        node = Node(self, args=args, kwargs=kwargs, index=len(self.inbound_nodes))
+        dtype = self.dtype
+        flat = []
+
+        def make(shape):
+            tensor = SymbolicTensor(shape, dtype, node=node, index=len(flat), name=self.name)
+            flat.append(tensor)
+            return tensor
+
+        node.outputs = _map_shapes(make, out_shapes)
+        self.inbound_nodes.append(node)
+        return node.outputs
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """Constructor arguments that rebuild this layer (without its weights)."""
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": str(self.dtype).replace("torch.", "")}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = tuple(self.batch_input_shape)
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def summary_shape(self):
+        """Output shape(s) of this layer's last symbolic call, for `model.summary()`."""
+        if not self.inbound_nodes:
+            return None
+        return _map_shapes_from_tensors(self.inbound_nodes[-1].outputs)
+
+
+def _keep_mask(source, target):
+    set_mask(target, get_mask(source))
+    return target
+
+
+def _shapes(structure):
+    """Shapes of every tensor in a nested structure, keeping the nesting."""
+    def shape_of(value):
+        if isinstance(value, (torch.Tensor, SymbolicTensor)):
+            return tuple(value.shape)
+        return value
+    if isinstance(structure, (torch.Tensor, SymbolicTensor)):
+        return tuple(structure.shape)
+    return _tree.map_structure(shape_of, structure)
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, tuple) and all(s is None or isinstance(s, int) for s in value)
+
+
+def _map_shapes(fn, shapes):
+    if _is_shape(shapes):
+        return fn(shapes)
+    if isinstance(shapes, list):
+        return [_map_shapes(fn, s) for s in shapes]
+    if isinstance(shapes, tuple):
+        return tuple(_map_shapes(fn, s) for s in shapes)
+    raise TypeError(f"Expected a shape or a list of shapes; got {shapes!r}.")
+
+
+def _map_shapes_from_tensors(outputs):
+    return _tree.map_structure(lambda t: t.shape, outputs)
+
+
+_PARAM_CACHE: dict[type, frozenset] = {}
+
+
+def _call_params(cls) -> frozenset:
+    if cls not in _PARAM_CACHE:
+        _PARAM_CACHE[cls] = frozenset(inspect.signature(cls.call).parameters)
+    return _PARAM_CACHE[cls]
+
+
+def _shape_kwargs(layer) -> frozenset:
+    """Keyword arguments of compute_output_shape other than the input shape."""
+    params = inspect.signature(layer.compute_output_shape).parameters
+    return frozenset(list(params)[1:])

@@ -1,0 +1,121 @@
+"""`Embedding`: token ids to vectors, and the mask that marks padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnkit import constraints, initializers, regularizers
+from rnnkit.layers._base import Layer
+
+
+class Embedding(Layer):
+    """Looks up a learned vector for each token id: `(batch, length) -> (batch, length, output_dim)`.
+
+    Args:
+        input_dim: vocabulary size; ids must lie in `[0, input_dim)`.
+        output_dim: size of each vector.
+        embeddings_initializer: default `'uniform'` (U(-0.05, 0.05)), as in Keras.
+        embeddings_regularizer, embeddings_constraint: as in Keras.
+        mask_zero: treat id 0 as padding; the output then carries a
+            `(batch, length)` mask that recurrent layers after it honour.
+        weights: optional initial matrix `(input_dim, output_dim)`, e.g. pretrained vectors
+            (the Keras 2 spelling `weights=[matrix]` works too).
+        input_length: Keras 2 spelling of the sequence length (`Input(shape=(length,))`).
+
+    Weights: embeddings `(input_dim, output_dim)`.
+
+    Example:
+        >>> import numpy as np
+        >>> tuple(Embedding(1000, 64)(np.array([[4, 20, 0]])).shape)
+        (1, 3, 64)
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 weights=None, input_length=None, activity_regularizer=None, **kwargs):
+        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f"Embedding: {arg} must be a positive integer (input_dim is the vocabulary "
+                    f"size, output_dim the vector size); got {arg}={value!r}."
+                )
+        if input_length is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.input_length = input_length
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        self._initial_weights = weights
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
+            self.embeddings_regularizer, self.embeddings_constraint)
+        if self._initial_weights is not None:
+            weights = self._initial_weights
+            if isinstance(weights, (list, tuple)) and len(weights) == 1:
+                weights = weights[0]
+            self.set_weights([np.asarray(weights)])
+            self._initial_weights = None
+
+    def check_input_shape(self, shape):
+        if not isinstance(shape, tuple) or len(shape) < 1:
+            raise ValueError(
+                f"Embedding '{self.name}' expects token ids (batch, length); got {shape}."
+            )
+
+    def _ids(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.dtype == torch.bool or inputs.is_complex():
+            raise TypeError(
+                f"Embedding '{self.name}' expects integer token ids; got dtype {inputs.dtype}."
+            )
+        if inputs.is_floating_point():
+            if not torch.equal(inputs, inputs.round()):
+                bad = inputs[inputs != inputs.round()].flatten()[:3].tolist()
+                raise TypeError(
+                    f"Embedding '{self.name}' expects integer token ids; got dtype "
+                    f"{str(inputs.dtype).replace('torch.', '')} with non-integer values such as "
+                    f"{bad}. Map tokens to ids first (e.g. with a Tokenizer), or pass "
+                    "x.astype('int64') if the values are ids already."
+                )
+            inputs = inputs.long()
+        if inputs.numel():
+            low, high = int(inputs.min()), int(inputs.max())
+            if low < 0 or high >= self.input_dim:
+                raise ValueError(
+                    f"Embedding '{self.name}' has input_dim={self.input_dim}, so ids must lie in "
+                    f"[0, {self.input_dim - 1}]; got ids from {low} to {high}. Raise input_dim to "
+                    f"at least {high + 1} (vocabulary size + 1 when 0 is padding), or cap the "
+                    "vocabulary when tokenizing."
+                )
+        return inputs.long()
+
+    def call(self, inputs):
+        return self.embeddings[self._ids(inputs)]  # (B, L, output_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return inputs != 0
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            embeddings_initializer=initializers.serialize(self.embeddings_initializer),
+            embeddings_regularizer=regularizers.serialize(self.embeddings_regularizer),
+            embeddings_constraint=constraints.serialize(self.embeddings_constraint),
+            mask_zero=self.mask_zero,
+        )
+        return config
+

@@ -1,0 +1,459 @@
+"""The recurrence: a cell computes one time step, `RNN` runs it over the sequence.
+
+A cell is anything with `state_size` (an int, or a list for several states)
+and `call(x_t, states) -> (y_t, new_states)`. `RNN` owns everything that is
+about time rather than about one step: initial and carried (stateful) states,
+masks, `go_backwards`, `return_sequences` and `return_state`.
+
+The loop here is the reference implementation: plain Python over time steps,
+one cell call per step. Faster paths must agree with it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit.layers._base import Layer, shape_str, to_tensor
+
+
+class RNNCell(Layer):
+    """Base for cells: holds dropout rates and the per-sequence dropout masks.
+
+    Keras drops the *same* input and state units at every time step of a
+    sequence (variational dropout), so the masks are drawn once per call of the
+    layer (`start_sequence`) and reused by every step.
+    """
+
+    def __init__(self, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ValueError(
+                    f"{type(self).__name__}: {arg} is the fraction of units to drop and must "
+                    f"be in [0, 1]; got {rate}."
+                )
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.seed = seed
+        self._generator = None
+        self.input_mask = None  # dropout mask on x_t, (batch, features)
+        self.state_mask = None  # dropout mask on h_{t-1}, (batch, units)
+
+    def get_initial_state(self, batch_size: int, device=None) -> list[torch.Tensor]:
+        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [
+            self.state_size]
+        return [torch.zeros(batch_size, n, dtype=self.dtype, device=device) for n in sizes]
+
+    def start_sequence(self, x_0: torch.Tensor, h_0: torch.Tensor, training: bool) -> None:
+        """Draw this sequence's dropout masks (only when training)."""
+        self.input_mask = self._dropout_mask(x_0, self.dropout) if training else None
+        self.state_mask = self._dropout_mask(h_0, self.recurrent_dropout) if training else None
+
+    def end_sequence(self) -> None:
+        self.input_mask = self.state_mask = None
+
+    def _dropout_mask(self, like: torch.Tensor, rate: float):
+        if rate == 0.0:
+            return None
+        if rate == 1.0:
+            return torch.zeros_like(like)
+        if self.seed is not None and self._generator is None:
+            self._generator = torch.Generator(device=like.device).manual_seed(int(self.seed))
+        keep = torch.rand(like.shape, generator=self._generator, device=like.device) >= rate
+        return keep.to(like.dtype) / (1.0 - rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
+                      seed=self.seed)
+        return config
+
+
+class SimpleRNNCell(RNNCell):
+    """One step of a fully connected RNN:
+
+        h_t = activation(x_t W + h_{t-1} U + b)
+
+    with `W = kernel` `(input_dim, units)`, `U = recurrent_kernel` `(units, units)`
+    and `b = bias` `(units,)`; the output is `h_t` itself.
+
+    Args:
+        units: size of the hidden state `h_t`.
+        activation: `'tanh'` (default), another name, or a callable; `None` for none.
+        use_bias: whether to add `b`.
+        kernel_initializer, recurrent_initializer, bias_initializer: how `W`,
+            `U` and `b` start (`'glorot_uniform'`, `'orthogonal'`, `'zeros'`).
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: penalties.
+        kernel_constraint, recurrent_constraint, bias_constraint: projections.
+        dropout: fraction of the input units dropped while training.
+        recurrent_dropout: fraction of the state units dropped while training.
+        seed: seed for the dropout masks.
+
+    Shapes: `x_t` is `(batch, input_dim)`, `h_{t-1}` and `h_t` are `(batch, units)`.
+
+    Example:
+        >>> import torch
+        >>> cell = SimpleRNNCell(3)
+        >>> h, [state] = cell(torch.ones(2, 5), [torch.zeros(2, 3)])
+        >>> tuple(h.shape)
+        (2, 3)
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
+        super().__init__(dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+                         **kwargs)
+        self.units = check_units(type(self).__name__, units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.state_size = self.units
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer,
+                                      self.kernel_regularizer, self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight(
+            "recurrent_kernel", (self.units, self.units), self.recurrent_initializer,
+            self.recurrent_regularizer, self.recurrent_constraint)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                    self.bias_regularizer, self.bias_constraint) \
+            if self.use_bias else None
+
+    def call(self, x_t, states, training=False):
+        h_prev = states[0]
+        if self.input_mask is not None:
+            x_t = x_t * self.input_mask
+        if self.state_mask is not None:
+            h_prev = h_prev * self.state_mask
+        z = x_t @ self.kernel + h_prev @ self.recurrent_kernel
+        if self.bias is not None:
+            z = z + self.bias
+        h = self.activation(z)
+        return h, [h]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=activations.serialize(self.activation),
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            recurrent_initializer=initializers.serialize(self.recurrent_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+            recurrent_regularizer=regularizers.serialize(self.recurrent_regularizer),
+            bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            recurrent_constraint=constraints.serialize(self.recurrent_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
+        )
+        return config
+
+
+def check_units(owner: str, units) -> int:
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(
+            f"{owner}: units is the size of the hidden state and must be a positive integer; "
+            f"got {units!r}."
+        )
+    return units
+
+
+class RNN(Layer):
+    """Runs a cell over the time axis of `(batch, timesteps, features)` inputs.
+
+    Args:
+        cell: the step; an `RNNCell` or any layer with `state_size` and
+            `call(x_t, states, training=False) -> (y_t, new_states)`.
+        return_sequences: return every step's output `(batch, timesteps, units)`
+            instead of the last one `(batch, units)`.
+        return_state: also return the final state(s): `[output, *states]`.
+        go_backwards: read the sequence from the last step to the first (the
+            returned sequence is in that reversed order, as in Keras).
+        stateful: start each call from the previous call's final state; the
+            batch size must stay the same; `reset_states()` goes back to zeros.
+        unroll: accepted for Keras compatibility; the computation is the same.
+        zero_output_for_mask: at masked steps output zeros instead of repeating
+            the last unmasked output.
+
+    Call arguments:
+        inputs: `(batch, timesteps, features)`.
+        initial_state: a tensor or list of tensors `(batch, state_size)`.
+        mask: `(batch, timesteps)` booleans; `False` steps leave the state
+            unchanged (e.g. padding after `Embedding(mask_zero=True)`).
+        training: whether dropout is active.
+    """
+
+    supports_masking = True
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        if not hasattr(cell, "state_size") or not hasattr(cell, "call"):
+            raise TypeError(
+                f"RNN needs a cell with a state_size attribute and a call(x_t, states) method; "
+                f"got {cell!r}."
+            )
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None  # carried state of a stateful layer
+        sizes = cell.state_size
+        self.state_sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+
+    def _shape_from_input_dim(self, input_dim, input_length):
+        return (input_length, input_dim)
+
+    @property
+    def units(self) -> int:
+        return getattr(self.cell, "output_size", self.state_sizes[0])
+
+    # ------------------------------------------------------------- shapes
+    def check_input_shape(self, shape) -> None:
+        kind = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(shape, tuple):
+            raise TypeError(f"{kind} takes one tensor (batch, timesteps, features); got {shape}.")
+        features = self._built_features()
+        want = f"(batch, timesteps, features{'=' + str(features) if features else ''})"
+        if len(shape) != 3:
+            hint = ""
+            if len(shape) == 2:
+                b, d = shape
+                hint = (f" Missing the time axis? Try x.reshape({b}, 1, {d}) for one step, or "
+                        f"x.reshape({b}, {d}, 1) for {d} steps of one feature.")
+            elif len(shape) == 4:
+                hint = " Merge the extra axis into features, e.g. x.reshape(batch, timesteps, -1)."
+            raise ValueError(f"{kind} expects input {want}; got shape {shape_str(shape)}.{hint}")
+        if features is not None and shape[-1] is not None and shape[-1] != features:
+            raise ValueError(
+                f"{kind} expects input {want}; got shape {shape_str(shape)}. The layer was "
+                f"built for {features} features per step; give it inputs with {features} "
+                "features, or make a new layer for the new size."
+            )
+
+    def _built_features(self):
+        if not self.built or self._build_input_shape is None:
+            return None
+        return self._build_input_shape[-1]
+
+    def build(self, input_shape):
+        if isinstance(self.cell, Layer):
+            self.cell._maybe_build((input_shape[0], *input_shape[2:]))
+
+    def compute_output_shape(self, input_shape, initial_state=None):
+        batch, steps = input_shape[0], input_shape[1]
+        output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return [output] + [(batch, n) for n in self.state_sizes]
+        return output
+
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.state_sizes)
+        return output_mask
+
+    # -------------------------------------------------------------- state
+    def get_initial_state(self, batch_size, device=None):
+        if hasattr(self.cell, "get_initial_state"):
+            return list(self.cell.get_initial_state(batch_size, device=device))
+        return [torch.zeros(batch_size, n, device=device) for n in self.state_sizes]
+
+    def reset_states(self, states=None) -> None:
+        """Forget the carried state of a stateful layer (or set it to `states`)."""
+        if not self.stateful:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' is not stateful, so it carries no state "
+                "between calls. Create it with stateful=True to keep states."
+            )
+        if states is None:
+            self.states = None
+            return
+        batch = self.states[0].shape[0] if self.states is not None else None
+        self.states = [s.detach() for s in self._check_states(states, batch)]
+
+    reset_state = reset_states
+
+    def _check_states(self, states, batch) -> list[torch.Tensor]:
+        if not isinstance(states, (list, tuple)):
+            states = [states]
+        if len(states) != len(self.state_sizes):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has {len(self.state_sizes)} state(s) of "
+                f"size(s) {self.state_sizes}; initial_state has {len(states)} tensor(s). Pass a "
+                "list with one (batch, size) tensor per state."
+            )
+        out = []
+        for i, (state, size) in enumerate(zip(states, self.state_sizes)):
+            state = to_tensor(state, self.dtype, self._device())
+            want = (batch if batch is not None else state.shape[0], size)
+            if state.dim() != 2 or tuple(state.shape) != want:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': state {i} must have shape "
+                    f"(batch={want[0]}, units={size}); got {shape_str(tuple(state.shape))}. "
+                    "Give one row per sequence in the batch."
+                )
+            out.append(state)
+        return out
+
+    def _device(self):
+        return next((p.device for p in self.parameters()), None)
+
+    def _start_states(self, initial_state, batch, device) -> list[torch.Tensor]:
+        if initial_state is not None:
+            return self._check_states(initial_state, batch)
+        if self.stateful and self.states is not None:
+            if self.states[0].shape[0] != batch:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}' is stateful and carries states for a "
+                    f"batch of {self.states[0].shape[0]} sequences; got a batch of {batch}. "
+                    "Keep the batch size fixed (e.g. batch_size= in fit/predict, or "
+                    "Input(batch_size=...)), or call reset_states() before changing it."
+                )
+            return self.states
+        return self.get_initial_state(batch, device=device)
+
+    # --------------------------------------------------------------- loop
+    def call(self, inputs, initial_state=None, mask=None, training=False):
+        x = inputs                                                  # (B, T, D)
+        states = self._start_states(initial_state, x.shape[0], x.device)
+        if mask is not None:
+            mask = _check_mask(self, mask, x)
+        if self.go_backwards:
+            x = x.flip(1)
+            mask = mask.flip(1) if mask is not None else None
+        cell = self.cell
+        starts = hasattr(cell, "start_sequence")
+        if starts:
+            cell.start_sequence(x[:, 0], states[0], training)
+        outputs = []
+        y = None
+        for t in range(x.shape[1]):
+            y_t, new_states = cell.call(x[:, t], states, training=training)
+            if not isinstance(new_states, (list, tuple)):
+                new_states = [new_states]
+            if mask is not None:
+                keep = mask[:, t, None]                             # (B, 1)
+                fill = torch.zeros_like(y_t) if self.zero_output_for_mask or y is None else y
+                y_t = torch.where(keep, y_t, fill)
+                new_states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
+            y, states = y_t, list(new_states)
+            if self.return_sequences:
+                outputs.append(y)
+        if starts:
+            cell.end_sequence()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' got a sequence with 0 time steps; "
+                "each sequence needs at least one step."
+            )
+        if self.stateful:
+            self.states = [s.detach() for s in states]
+        output = torch.stack(outputs, dim=1) if self.return_sequences else y  # (B, T, units)
+        if self.return_state:
+            return [output, *states]
+        return output
+
+    # ------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(return_sequences=self.return_sequences, return_state=self.return_state,
+                      go_backwards=self.go_backwards, stateful=self.stateful,
+                      unroll=self.unroll, zero_output_for_mask=self.zero_output_for_mask)
+        if type(self) is RNN:
+            from rnnkit.layers import serialize
+
+            config["cell"] = serialize(self.cell)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        if cls is RNN:
+            from rnnkit.layers import deserialize
+
+            config = dict(config, cell=deserialize(config["cell"]))
+        return cls(**config)
+
+
+def _check_mask(layer, mask, x) -> torch.Tensor:
+    mask = to_tensor(mask, device=x.device)
+    if mask.dim() == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if tuple(mask.shape) != tuple(x.shape[:2]):
+        raise ValueError(
+            f"{type(layer).__name__} '{layer.name}': the mask must be (batch, timesteps) = "
+            f"{shape_str(tuple(x.shape[:2]))}, one flag per step; got {shape_str(tuple(mask.shape))}."
+        )
+    return mask.bool()
+
+
+class SimpleRNN(RNN):
+    """A fully connected RNN layer: `SimpleRNNCell` run over time.
+
+    Each step computes `h_t = activation(x_t W + h_{t-1} U + b)` and the layer
+    returns the last `h_T` (or all of them with `return_sequences=True`).
+    The cell's arguments (`units`, `activation`, initializers, regularizers,
+    constraints, `dropout`, `recurrent_dropout`, `seed`) and the loop's
+    (`return_sequences`, `return_state`, `go_backwards`, `stateful`, `unroll`)
+    are those of Keras; the cell is `layer.cell`.
+
+    Weights (`get_weights()` order): kernel `(input_dim, units)`,
+    recurrent_kernel `(units, units)`, bias `(units,)`.
+
+    Example:
+        >>> import numpy as np
+        >>> rnn = SimpleRNN(4)
+        >>> tuple(rnn(np.random.rand(32, 10, 8)).shape)
+        (32, 4)
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, seed=None, **kwargs):
+        cell = SimpleRNNCell(
+            units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, name="simple_rnn_cell",
+            dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
+        )
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         activity_regularizer=activity_regularizer, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype", "batch_input_shape"):
+            cell_config.pop(key, None)
+        config.update(cell_config)
+        config.pop("zero_output_for_mask")
+        return config

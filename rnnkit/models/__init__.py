@@ -1,0 +1,6 @@
+"""rnnkit models: `Sequential` stacks and functional `Model(inputs, outputs)` graphs."""
+
+from rnnkit.models._model import Model
+from rnnkit.models._sequential import Sequential
+
+__all__ = ["Model", "Sequential"]

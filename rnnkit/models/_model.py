@@ -1,0 +1,373 @@
+"""`Model`: a graph of layers from `Input(...)` to outputs (the functional API).
+
+    inputs = Input(shape=(T, D))
+    x = SimpleRNN(8)(inputs)
+    outputs = Dense(1)(x)
+    model = Model(inputs, outputs)
+
+Calling layers on `Input(...)` recorded graph nodes; `Model` walks them back
+from the outputs, orders them, and replays them on real tensors when called.
+Subclassing `Model` and writing `call()` yourself works too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit import _tree
+from rnnkit.layers._base import Layer, shape_str, to_tensor, unique_name
+from rnnkit.layers._graph import Node, SymbolicTensor
+from rnnkit.layers._input import InputLayer
+
+
+class Model(Layer):
+    """A model: `Model(inputs, outputs)` from symbolic tensors, or a subclass with `call()`.
+
+    Args:
+        inputs: an `Input(...)` tensor, or a list/dict of them.
+        outputs: the symbolic tensor(s) computed from `inputs` by calling layers.
+        name: the model's name.
+
+    Example:
+        >>> from rnnkit.layers import Dense, Input, SimpleRNN
+        >>> inputs = Input(shape=(20, 3))
+        >>> model = Model(inputs, Dense(1)(SimpleRNN(8)(inputs)))
+        >>> model.count_params()
+        105
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        functional = inputs is not None or outputs is not None
+        if name is None and functional and type(self) is Model:
+            name = unique_name("functional")
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self._nodes: list[Node] = []
+        self.inputs = self.outputs = None
+        if functional:
+            self._init_graph(inputs, outputs)
+
+    # ------------------------------------------------------------------ graph
+    def _init_graph(self, inputs, outputs) -> None:
+        if inputs is None or outputs is None:
+            raise ValueError("Model(inputs, outputs) needs both the Input(...) tensors and "
+                             "the output tensors computed from them.")
+        for role, struct in (("inputs", inputs), ("outputs", outputs)):
+            for t in _tree.flatten(struct):
+                if not isinstance(t, SymbolicTensor):
+                    raise TypeError(
+                        f"Model {role} must be symbolic tensors from Input(...) and layer "
+                        f"calls on them; got {type(t).__name__}."
+                    )
+        for t in _tree.flatten(inputs):
+            if not isinstance(t.node.layer, InputLayer):
+                raise ValueError(
+                    f"Model inputs must come straight from Input(...); {t.name!r} was produced "
+                    f"by layer '{t.node.layer.name}'."
+                )
+        self._input_struct, self._output_struct = inputs, outputs
+        self.inputs, self.outputs = _tree.flatten(inputs), _tree.flatten(outputs)
+        nodes = _nodes_in_order(self.outputs)
+        missing = [n.layer.name for n in nodes if isinstance(n.layer, InputLayer)
+                   and all(n.layer is not t.node.layer for t in self.inputs)]
+        if missing:
+            raise ValueError(
+                f"Model '{self.name}': the outputs depend on Input {missing[0]!r}, which is not "
+                "in inputs. Add it: Model(inputs=[...], outputs=...)."
+            )
+        self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
+        self._layer_list = nn.ModuleList(_layers_in_keras_order(nodes, self.outputs))
+        self.built = True
+        self._build_input_shape = _tree.map_structure(lambda t: t.shape, inputs)
+
+    @property
+    def layers(self) -> list[Layer]:
+        if "_layer_list" in self._modules:
+            return list(self._layer_list)
+        return [m for m in self.children() if isinstance(m, Layer)]
+
+    @property
+    def input_shape(self):
+        return _tree.map_structure(lambda t: t.shape, self._input_struct) if self.inputs else None
+
+    @property
+    def output_shape(self):
+        return _tree.map_structure(lambda t: t.shape, self._output_struct) if self.outputs \
+            else None
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by `name` or by position `index` in `model.layers`."""
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(
+                    f"Model '{self.name}' has {len(layers)} layers; index {index} is out of range."
+                )
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(
+            f"Model '{self.name}' has no layer named {name!r}; its layers are: "
+            f"{', '.join(repr(layer.name) for layer in layers)}."
+        )
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(
+                f"Model '{self.name}' is not built yet, so its weights do not exist. "
+                + _how_to_build()
+            )
+        return super().count_params()
+
+    # ------------------------------------------------------------------- call
+    def check_input_shape(self, shape) -> None:
+        if not self.inputs:
+            return
+        given = shape if len(self.inputs) > 1 else [shape]
+        if isinstance(given, dict):
+            given = [given.get(t.name) for t in self.inputs]
+        if len(given) != len(self.inputs):
+            raise ValueError(
+                f"Model '{self.name}' has {len(self.inputs)} inputs "
+                f"({', '.join(repr(t.name) for t in self.inputs)}); got {len(given)}. Pass a "
+                "list in that order, or a dict keyed by input name."
+            )
+        for t, s in zip(self.inputs, given):
+            if not isinstance(s, tuple) or len(s) != len(t.shape) or any(
+                    want is not None and got is not None and want != got
+                    for want, got in zip(t.shape[1:], s[1:])):
+                raise ValueError(
+                    f"Model '{self.name}': input {t.name!r} expects shape {shape_str(t.shape)} "
+                    f"(None = any size); got {s if not isinstance(s, tuple) else shape_str(s)}."
+                )
+
+    def _convert_inputs(self, inputs):
+        if not self.inputs:
+            return super()._convert_inputs(inputs)
+        device = next((p.device for p in self.parameters()), None)
+        if isinstance(inputs, dict):
+            inputs = [inputs[t.name] if t.name in inputs else _missing(self, t, inputs)
+                      for t in self.inputs]
+        flat = [inputs] if len(self.inputs) == 1 else list(inputs)
+        flat = [to_tensor(x, t.dtype, device) if not isinstance(x, torch.Tensor) or
+                x.is_floating_point() and x.dtype != t.dtype else x
+                for x, t in zip(flat, self.inputs)] if len(flat) == len(self.inputs) else flat
+        return flat[0] if len(self.inputs) == 1 else flat
+
+    def call(self, inputs, training=False):
+        if not self._nodes and not self.inputs:
+            raise NotImplementedError(
+                f"Model '{self.name}' has no graph: build it as Model(inputs, outputs), or "
+                "subclass Model and define call()."
+            )
+        flat = [inputs] if len(self.inputs) == 1 else list(inputs)
+        values = {id(t): x for t, x in zip(self.inputs, flat)}
+
+        def value_of(v):
+            return values[id(v)] if isinstance(v, SymbolicTensor) else v
+
+        for node in self._nodes:
+            args = _tree.map_structure(value_of, node.args)
+            kwargs = _tree.map_structure(value_of, node.kwargs)
+            kwargs.setdefault("training", training)
+            out = node.layer(*args, **kwargs)
+            for sym, val in zip(node.output_tensors, _tree.flatten(out)):
+                values[id(sym)] = val
+        return _tree.map_structure(lambda t: values[id(t)], self._output_struct)
+
+    def compute_output_shape(self, input_shape):
+        return _tree.map_structure(lambda t: t.shape, self._output_struct)
+
+    # ---------------------------------------------------------------- predict
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
+        """Outputs for `x` as numpy arrays, computed in batches with dropout off."""
+        del verbose, steps
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"predict: batch_size must be a positive integer; got {batch_size!r}.")
+        n = _num_samples(x)
+        outs = []
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                batch = _slice(x, start, start + batch_size)
+                outs.append(_tree.map_structure(
+                    lambda t: t.detach().cpu().numpy(), self(batch, training=False)))
+        if not outs:
+            raise ValueError("predict got 0 samples.")
+        if _tree.is_nested(outs[0]):
+            return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
+        return np.concatenate(outs)
+
+    # ---------------------------------------------------------------- summary
+    def summary(self, line_length=None, print_fn=None, show_trainable=False):
+        """Print the layers, output shapes and parameter counts, as Keras does."""
+        from rnnkit.models._summary import print_summary
+
+        print_summary(self, line_length=line_length, print_fn=print_fn,
+                      show_trainable=show_trainable)
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        if not self.inputs:
+            return super().get_config()
+        from rnnkit.layers import serialize
+
+        local = {id(node): i for layer in self.layers for i, node in
+                 enumerate(n for n in layer.inbound_nodes if self._owns(n))}
+
+        def ref(v):
+            if isinstance(v, SymbolicTensor):
+                return {"__tensor__": [v.node.layer.name, local[id(v.node)], v.index]}
+            return v
+
+        layers = []
+        for layer in self.layers:
+            entry = serialize(layer)
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = [
+                {"args": _tree.map_structure(ref, list(n.args)),
+                 "kwargs": _tree.map_structure(ref, n.kwargs)}
+                for n in layer.inbound_nodes if self._owns(n) and not isinstance(layer, InputLayer)
+            ]
+            layers.append(entry)
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": layers,
+            "input_layers": _tree.map_structure(lambda t: ref(t)["__tensor__"], self._input_struct),
+            "output_layers": _tree.map_structure(lambda t: ref(t)["__tensor__"],
+                                                 self._output_struct),
+        }
+
+    def _owns(self, node) -> bool:
+        return isinstance(node.layer, InputLayer) or any(node is n for n in self._nodes)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from rnnkit.layers import deserialize
+
+        if "layers" not in config:
+            return cls(**config)
+        layers = {}
+        outputs = {}  # (layer name, node index) -> outputs of that call
+        pending = []
+        for entry in config["layers"]:
+            layer = deserialize(entry, custom_objects)
+            layers[entry["name"]] = layer
+            if isinstance(layer, InputLayer):
+                outputs[(layer.name, 0)] = layer.output
+            pending.extend((layer, i, node) for i, node in enumerate(entry["inbound_nodes"]))
+
+        def resolve(v):
+            if isinstance(v, dict) and "__tensor__" in v:
+                name, node_index, tensor_index = v["__tensor__"]
+                return _tree.flatten(outputs[(name, node_index)])[tensor_index]
+            return v
+
+        def ready(node):
+            refs = [v for v in _tree.flatten([node["args"], node["kwargs"]])
+                    if isinstance(v, dict) and "__tensor__" in v]
+            return all((r["__tensor__"][0], r["__tensor__"][1]) in outputs for r in refs)
+
+        while pending:
+            progress = [p for p in pending if ready(p[2])]
+            if not progress:
+                raise ValueError("Model config has nodes whose inputs never appear; the config "
+                                 "is corrupt or incomplete.")
+            for item in progress:
+                layer, i, node = item
+                args = [_resolve_tree(resolve, a) for a in node["args"]]
+                kwargs = {k: _resolve_tree(resolve, v) for k, v in node["kwargs"].items()}
+                outputs[(layer.name, i)] = layer(*args, **kwargs)
+                pending.remove(item)
+
+        def tensor(ref):
+            return _tree.flatten(outputs[(ref[0], ref[1])])[ref[2]]
+
+        inputs = _map_refs(tensor, config["input_layers"])
+        outs = _map_refs(tensor, config["output_layers"])
+        return cls(inputs, outs, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _resolve_tree(fn, value):
+    if isinstance(value, dict) and "__tensor__" in value:
+        return fn(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve_tree(fn, v) for v in value)
+    return value
+
+
+def _map_refs(fn, refs):
+    """`[name, node, tensor]` -> tensor; a list of such -> list of tensors."""
+    if len(refs) == 3 and isinstance(refs[0], str):
+        return fn(refs)
+    return [_map_refs(fn, r) for r in refs]
+
+
+def _missing(model, t, inputs):
+    raise ValueError(
+        f"Model '{model.name}' needs input {t.name!r}; the dict has keys {sorted(inputs)}."
+    )
+
+
+def _how_to_build() -> str:
+    return ("Give it an input shape: start with Input(shape=(timesteps, features)), pass "
+            "input_shape=(timesteps, features) to the first layer, call "
+            "model.build((None, timesteps, features)), or call the model on data once.")
+
+
+def _num_samples(x) -> int:
+    first = _tree.flatten(x if not isinstance(x, dict) else list(x.values()))[0]
+    if hasattr(first, "shape") and len(first.shape) > 0:
+        return int(first.shape[0])
+    return len(first)
+
+
+def _slice(x, start, stop):
+    if isinstance(x, dict):
+        return {k: v[start:stop] for k, v in x.items()}
+    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
+        return [v[start:stop] for v in x]
+    if hasattr(x, "iloc"):
+        return x.iloc[start:stop]
+    return x[start:stop]
+
+
+def _nodes_in_order(outputs) -> list[Node]:
+    """Every node the outputs depend on, each after the nodes that feed it."""
+    order, seen = [], set()
+
+    def visit(node):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for t in node.input_tensors:
+            visit(t.node)
+        order.append(node)
+
+    for t in outputs:
+        visit(t.node)
+    return order
+
+
+def _layers_in_keras_order(nodes, outputs) -> list[Layer]:
+    """Layers sorted as Keras sorts them: deepest (closest to the inputs) first."""
+    depth: dict[int, int] = {}
+    for node in reversed(nodes):
+        d = depth.setdefault(id(node), 0)
+        for t in node.input_tensors:
+            depth[id(t.node)] = max(depth.get(id(t.node), 0), d + 1)
+    layer_depth: dict[int, int] = {}
+    first_seen: dict[int, int] = {}
+    layers: dict[int, Layer] = {}
+    for i, node in enumerate(nodes):
+        key = id(node.layer)
+        layers[key] = node.layer
+        first_seen.setdefault(key, i)
+        layer_depth[key] = max(layer_depth.get(key, 0), depth[id(node)])
+    return [layers[k] for k in sorted(layers, key=lambda k: (-layer_depth[k], first_seen[k]))]
