@@ -1,10 +1,10 @@
 """rnnkit: recurrent neural networks you can read, check against Keras, and train on PyTorch.
 
-    from rnnkit import Sequential
-    from rnnkit.layers import SimpleRNN, Dense
+from rnnkit import Sequential
+from rnnkit.layers import SimpleRNN, Dense
 
-    model = Sequential([SimpleRNN(3, input_shape=(4, 5)), Dense(1, activation="sigmoid")])
-    model.summary()
+model = Sequential([SimpleRNN(3, input_shape=(4, 5)), Dense(1, activation="sigmoid")])
+model.summary()
 """
 
 from rnnkit import layers, models, utils

@@ -1,6 +1,6 @@
 """rnnkit layers: the Keras 3 layer API on PyTorch.
 
-    from rnnkit.layers import SimpleRNN, Dense, Embedding, Input
+from rnnkit.layers import SimpleRNN, Dense, Embedding, Input
 """
 
 from __future__ import annotations
@@ -23,17 +23,37 @@ from rnnkit.layers._rnn import RNN, RNNCell, SimpleRNN, SimpleRNNCell
 from rnnkit.layers._wrappers import TimeDistributed
 
 __all__ = [
-    "Activation", "Add", "Concatenate", "Dense", "Dropout", "Embedding", "Flatten", "Input",
-    "InputLayer", "Layer", "Masking", "RNN", "RNNCell", "RepeatVector", "SimpleRNN",
-    "SimpleRNNCell", "SymbolicTensor", "TimeDistributed", "deserialize", "serialize",
+    "Activation",
+    "Add",
+    "Concatenate",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "Masking",
+    "RNN",
+    "RNNCell",
+    "RepeatVector",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "SymbolicTensor",
+    "TimeDistributed",
+    "deserialize",
+    "serialize",
 ]
 
 
 def _registry() -> dict[str, type]:
     from rnnkit import models
 
-    classes = {name: obj for name, obj in globals().items()
-               if isinstance(obj, type) and issubclass(obj, Layer)}
+    classes = {
+        name: obj
+        for name, obj in globals().items()
+        if isinstance(obj, type) and issubclass(obj, Layer)
+    }
     classes.update(Sequential=models.Sequential, Functional=models.Model, Model=models.Model)
     return classes
 

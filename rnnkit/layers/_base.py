@@ -59,7 +59,9 @@ def as_dtype(dtype) -> torch.dtype:
     try:
         name = np.dtype(dtype).name
     except TypeError as err:
-        raise TypeError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float64' or 'int64'.") from err
+        raise TypeError(
+            f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float64' or 'int64'."
+        ) from err
     if name == "bool":
         return torch.bool
     return getattr(torch, name)
@@ -118,9 +120,19 @@ class Layer(nn.Module):
 
     supports_masking = False
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
-                 batch_input_shape=None, batch_size=None, input_dim=None, input_length=None,
-                 activity_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        name=None,
+        trainable=True,
+        dtype=None,
+        input_shape=None,
+        batch_input_shape=None,
+        batch_size=None,
+        input_dim=None,
+        input_length=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
         super().__init__()
         if kwargs:
             raise TypeError(
@@ -149,8 +161,9 @@ class Layer(nn.Module):
     def _default_name(cls) -> str:
         return snake_case(cls.__name__)
 
-    def _legacy_batch_shape(self, input_shape, batch_input_shape, batch_size, input_dim,
-                            input_length):
+    def _legacy_batch_shape(
+        self, input_shape, batch_input_shape, batch_size, input_dim, input_length
+    ):
         if batch_input_shape is not None:
             return tuple(batch_input_shape)
         if input_shape is None and input_dim is not None:
@@ -176,15 +189,25 @@ class Layer(nn.Module):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
     # ---------------------------------------------------------------- weights
-    def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None,
-                   constraint=None, trainable=True, dtype=None) -> nn.Parameter:
+    def add_weight(
+        self,
+        name: str,
+        shape,
+        initializer="glorot_uniform",
+        regularizer=None,
+        constraint=None,
+        trainable=True,
+        dtype=None,
+    ) -> nn.Parameter:
         """Create a weight of `shape`, register it and return it."""
         init = initializers.get(initializer)
         value = init(tuple(shape), dtype=as_dtype(dtype) if dtype else self.dtype)
         param = nn.Parameter(value, requires_grad=bool(trainable and self._trainable))
         self.register_parameter(name, param)
         self._weight_info[name] = (
-            regularizers.get(regularizer), constraints.get(constraint), bool(trainable)
+            regularizers.get(regularizer),
+            constraints.get(constraint),
+            bool(trainable),
         )
         return param
 
@@ -348,8 +371,11 @@ class Layer(nn.Module):
         def convert(value):
             if value is None or isinstance(value, (torch.Tensor, int, float, bool, str)):
                 if isinstance(value, torch.Tensor) and value.is_floating_point():
-                    return _keep_mask(value, value.to(self.dtype)) if value.dtype != self.dtype \
+                    return (
+                        _keep_mask(value, value.to(self.dtype))
+                        if value.dtype != self.dtype
                         else value
+                    )
                 return value
             return to_tensor(value, self.dtype, device)
 
@@ -358,8 +384,11 @@ class Layer(nn.Module):
     def _attach_masks(self, inputs, outputs, mask) -> None:
         out_mask = self.compute_mask(inputs, mask)
         if _tree.is_nested(outputs):
-            masks = out_mask if _tree.is_nested(out_mask) else [out_mask] + [None] * (
-                len(_tree.flatten(outputs)) - 1)
+            masks = (
+                out_mask
+                if _tree.is_nested(out_mask)
+                else [out_mask] + [None] * (len(_tree.flatten(outputs)) - 1)
+            )
             for tensor, m in zip(_tree.flatten(outputs), _tree.flatten(masks)):
                 set_mask(tensor, m)
         else:
@@ -388,8 +417,11 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
         """Constructor arguments that rebuild this layer (without its weights)."""
-        config = {"name": self.name, "trainable": self.trainable,
-                  "dtype": str(self.dtype).replace("torch.", "")}
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = tuple(self.batch_input_shape)
         if self.activity_regularizer is not None:
@@ -414,10 +446,12 @@ def _keep_mask(source, target):
 
 def _shapes(structure):
     """Shapes of every tensor in a nested structure, keeping the nesting."""
+
     def shape_of(value):
         if isinstance(value, (torch.Tensor, SymbolicTensor)):
             return tuple(value.shape)
         return value
+
     if isinstance(structure, (torch.Tensor, SymbolicTensor)):
         return tuple(structure.shape)
     return _tree.map_structure(shape_of, structure)

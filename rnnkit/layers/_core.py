@@ -31,10 +31,20 @@ class Dense(Layer):
 
     supports_masking = True
 
-    def __init__(self, units, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense: units must be a positive integer; got {units!r}.")
@@ -67,12 +77,24 @@ class Dense(Layer):
             )
 
     def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer, self.kernel_regularizer,
-                                      self.kernel_constraint)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                    self.bias_regularizer, self.bias_constraint) \
-            if self.use_bias else None
+        self.kernel = self.add_weight(
+            "kernel",
+            (input_shape[-1], self.units),
+            self.kernel_initializer,
+            self.kernel_regularizer,
+            self.kernel_constraint,
+        )
+        self.bias = (
+            self.add_weight(
+                "bias",
+                (self.units,),
+                self.bias_initializer,
+                self.bias_regularizer,
+                self.bias_constraint,
+            )
+            if self.use_bias
+            else None
+        )
 
     def call(self, inputs):
         y = inputs @ self.kernel
@@ -142,8 +164,11 @@ class Dropout(Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:
             return inputs
-        shape = inputs.shape if self.noise_shape is None else tuple(
-            n if n is not None else s for n, s in zip(self.noise_shape, inputs.shape))
+        shape = (
+            inputs.shape
+            if self.noise_shape is None
+            else tuple(n if n is not None else s for n, s in zip(self.noise_shape, inputs.shape))
+        )
         if self.seed is not None and self._generator is None:
             self._generator = torch.Generator(device=inputs.device).manual_seed(int(self.seed))
         keep = torch.rand(shape, generator=self._generator, device=inputs.device) >= self.rate
@@ -153,8 +178,12 @@ class Dropout(Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "noise_shape": self.noise_shape,
+            "seed": self.seed,
+        }
 
 
 class Flatten(Layer):

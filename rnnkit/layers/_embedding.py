@@ -10,7 +10,7 @@ from rnnkit.layers._base import Layer
 
 
 class Embedding(Layer):
-    """Looks up a learned vector for each token id: `(batch, length) -> (batch, length, output_dim)`.
+    """Looks up a learned vector per token id: `(batch, length) -> (batch, length, output_dim)`.
 
     Args:
         input_dim: vocabulary size; ids must lie in `[0, input_dim)`.
@@ -31,9 +31,19 @@ class Embedding(Layer):
         (1, 3, 64)
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, input_length=None, activity_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        weights=None,
+        input_length=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
         for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(
@@ -55,8 +65,12 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
-            "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
-            self.embeddings_regularizer, self.embeddings_constraint)
+            "embeddings",
+            (self.input_dim, self.output_dim),
+            self.embeddings_initializer,
+            self.embeddings_regularizer,
+            self.embeddings_constraint,
+        )
         if self._initial_weights is not None:
             weights = self._initial_weights
             if isinstance(weights, (list, tuple)) and len(weights) == 1:
@@ -118,4 +132,3 @@ class Embedding(Layer):
             mask_zero=self.mask_zero,
         )
         return config
-

@@ -9,8 +9,9 @@ from rnnkit.layers._graph import Node, SymbolicTensor
 class InputLayer(Layer):
     """The layer behind `Input(...)`: it holds the shape and passes data through."""
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
-                 **kwargs):
+    def __init__(
+        self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs
+    ):
         if shape is None and batch_shape is None:
             raise ValueError(
                 "Input needs a shape without the batch axis, e.g. Input(shape=(timesteps, "
@@ -56,8 +57,9 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
         >>> inputs.shape
         (None, 20, 3)
     """
-    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
-                       batch_shape=batch_shape)
+    layer = InputLayer(
+        shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape
+    )
     return layer.output
 
 

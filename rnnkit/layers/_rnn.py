@@ -41,8 +41,7 @@ class RNNCell(Layer):
         self.state_mask = None  # dropout mask on h_{t-1}, (batch, units)
 
     def get_initial_state(self, batch_size: int, device=None) -> list[torch.Tensor]:
-        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [
-            self.state_size]
+        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
         return [torch.zeros(batch_size, n, dtype=self.dtype, device=device) for n in sizes]
 
     def start_sequence(self, x_0: torch.Tensor, h_0: torch.Tensor, training: bool) -> None:
@@ -65,8 +64,9 @@ class RNNCell(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
-                      seed=self.seed)
+        config.update(
+            dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, seed=self.seed
+        )
         return config
 
 
@@ -100,13 +100,26 @@ class SimpleRNNCell(RNNCell):
         (2, 3)
     """
 
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
-                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
-        super().__init__(dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                         **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
         self.units = check_units(type(self).__name__, units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -124,14 +137,31 @@ class SimpleRNNCell(RNNCell):
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer,
-                                      self.kernel_regularizer, self.kernel_constraint)
+        self.kernel = self.add_weight(
+            "kernel",
+            (input_dim, self.units),
+            self.kernel_initializer,
+            self.kernel_regularizer,
+            self.kernel_constraint,
+        )
         self.recurrent_kernel = self.add_weight(
-            "recurrent_kernel", (self.units, self.units), self.recurrent_initializer,
-            self.recurrent_regularizer, self.recurrent_constraint)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                    self.bias_regularizer, self.bias_constraint) \
-            if self.use_bias else None
+            "recurrent_kernel",
+            (self.units, self.units),
+            self.recurrent_initializer,
+            self.recurrent_regularizer,
+            self.recurrent_constraint,
+        )
+        self.bias = (
+            self.add_weight(
+                "bias",
+                (self.units,),
+                self.bias_initializer,
+                self.bias_regularizer,
+                self.bias_constraint,
+            )
+            if self.use_bias
+            else None
+        )
 
     def call(self, x_t, states, training=False):
         h_prev = states[0]
@@ -203,8 +233,17 @@ class RNN(Layer):
 
     supports_masking = True
 
-    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+    def __init__(
+        self,
+        cell,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not hasattr(cell, "state_size") or not hasattr(cell, "call"):
             raise TypeError(
@@ -240,11 +279,18 @@ class RNN(Layer):
             hint = ""
             if len(shape) == 2:
                 b, d = shape
-                hint = (f" Missing the time axis? Try x.reshape({b}, 1, {d}) for one step, or "
-                        f"x.reshape({b}, {d}, 1) for {d} steps of one feature.")
+                hint = (
+                    f" Missing the time axis? Try x.reshape({b}, 1, {d}) for one step, or "
+                    f"x.reshape({b}, {d}, 1) for {d} steps of one feature."
+                )
             elif len(shape) == 4:
                 hint = " Merge the extra axis into features, e.g. x.reshape(batch, timesteps, -1)."
             raise ValueError(f"{kind} expects input {want}; got shape {shape_str(shape)}.{hint}")
+        if shape[1] == 0:
+            raise ValueError(
+                f"{kind} got a sequence with 0 time steps {shape_str(shape)}; each "
+                "sequence needs at least one step."
+            )
         if features is not None and shape[-1] is not None and shape[-1] != features:
             raise ValueError(
                 f"{kind} expects input {want}; got shape {shape_str(shape)}. The layer was "
@@ -336,7 +382,7 @@ class RNN(Layer):
 
     # --------------------------------------------------------------- loop
     def call(self, inputs, initial_state=None, mask=None, training=False):
-        x = inputs                                                  # (B, T, D)
+        x = inputs  # (B, T, D)
         states = self._start_states(initial_state, x.shape[0], x.device)
         if mask is not None:
             mask = _check_mask(self, mask, x)
@@ -354,7 +400,7 @@ class RNN(Layer):
             if not isinstance(new_states, (list, tuple)):
                 new_states = [new_states]
             if mask is not None:
-                keep = mask[:, t, None]                             # (B, 1)
+                keep = mask[:, t, None]  # (B, 1)
                 fill = torch.zeros_like(y_t) if self.zero_output_for_mask or y is None else y
                 y_t = torch.where(keep, y_t, fill)
                 new_states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
@@ -363,11 +409,6 @@ class RNN(Layer):
                 outputs.append(y)
         if starts:
             cell.end_sequence()
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}' got a sequence with 0 time steps; "
-                "each sequence needs at least one step."
-            )
         if self.stateful:
             self.states = [s.detach() for s in states]
         output = torch.stack(outputs, dim=1) if self.return_sequences else y  # (B, T, units)
@@ -378,9 +419,14 @@ class RNN(Layer):
     # ------------------------------------------------------------- config
     def get_config(self):
         config = super().get_config()
-        config.update(return_sequences=self.return_sequences, return_state=self.return_state,
-                      go_backwards=self.go_backwards, stateful=self.stateful,
-                      unroll=self.unroll, zero_output_for_mask=self.zero_output_for_mask)
+        config.update(
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
         if type(self) is RNN:
             from rnnkit.layers import serialize
 
@@ -403,7 +449,8 @@ def _check_mask(layer, mask, x) -> torch.Tensor:
     if tuple(mask.shape) != tuple(x.shape[:2]):
         raise ValueError(
             f"{type(layer).__name__} '{layer.name}': the mask must be (batch, timesteps) = "
-            f"{shape_str(tuple(x.shape[:2]))}, one flag per step; got {shape_str(tuple(mask.shape))}."
+            f"{shape_str(tuple(x.shape[:2]))}, one flag per step; got "
+            f"{shape_str(tuple(mask.shape))}."
         )
     return mask.bool()
 
@@ -428,26 +475,61 @@ class SimpleRNN(RNN):
         (32, 4)
     """
 
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
-                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
-                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, seed=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        seed=None,
+        **kwargs,
+    ):
         cell = SimpleRNNCell(
-            units, activation=activation, use_bias=use_bias,
-            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint, dropout=dropout,
-            recurrent_dropout=recurrent_dropout, seed=seed, name="simple_rnn_cell",
-            dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            name="simple_rnn_cell",
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
         )
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         activity_regularizer=activity_regularizer, **kwargs)
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
 
     def get_config(self):
         config = super().get_config()

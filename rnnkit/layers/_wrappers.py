@@ -42,11 +42,11 @@ class TimeDistributed(Layer):
 
     def call(self, inputs, training=False):
         batch, steps = inputs.shape[:2]
-        flat = inputs.reshape(batch * steps, *inputs.shape[2:])   # (B*T, ...)
+        flat = inputs.reshape(batch * steps, *inputs.shape[2:])  # (B*T, ...)
         self.layer.check_input_shape(tuple(flat.shape))
         kwargs = {"training": training} if _takes_training(self.layer) else {}
         out = self.layer.call(flat, **kwargs)
-        return out.reshape(batch, steps, *out.shape[1:])          # (B, T, ...)
+        return out.reshape(batch, steps, *out.shape[1:])  # (B, T, ...)
 
     def compute_output_shape(self, input_shape):
         inner = self.layer.compute_output_shape((input_shape[0], *input_shape[2:]))

@@ -55,8 +55,10 @@ class Model(Layer):
     # ------------------------------------------------------------------ graph
     def _init_graph(self, inputs, outputs) -> None:
         if inputs is None or outputs is None:
-            raise ValueError("Model(inputs, outputs) needs both the Input(...) tensors and "
-                             "the output tensors computed from them.")
+            raise ValueError(
+                "Model(inputs, outputs) needs both the Input(...) tensors and "
+                "the output tensors computed from them."
+            )
         for role, struct in (("inputs", inputs), ("outputs", outputs)):
             for t in _tree.flatten(struct):
                 if not isinstance(t, SymbolicTensor):
@@ -73,8 +75,12 @@ class Model(Layer):
         self._input_struct, self._output_struct = inputs, outputs
         self.inputs, self.outputs = _tree.flatten(inputs), _tree.flatten(outputs)
         nodes = _nodes_in_order(self.outputs)
-        missing = [n.layer.name for n in nodes if isinstance(n.layer, InputLayer)
-                   and all(n.layer is not t.node.layer for t in self.inputs)]
+        missing = [
+            n.layer.name
+            for n in nodes
+            if isinstance(n.layer, InputLayer)
+            and all(n.layer is not t.node.layer for t in self.inputs)
+        ]
         if missing:
             raise ValueError(
                 f"Model '{self.name}': the outputs depend on Input {missing[0]!r}, which is not "
@@ -97,8 +103,7 @@ class Model(Layer):
 
     @property
     def output_shape(self):
-        return _tree.map_structure(lambda t: t.shape, self._output_struct) if self.outputs \
-            else None
+        return _tree.map_structure(lambda t: t.shape, self._output_struct) if self.outputs else None
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """A layer by `name` or by position `index` in `model.layers`."""
@@ -139,9 +144,14 @@ class Model(Layer):
                 "list in that order, or a dict keyed by input name."
             )
         for t, s in zip(self.inputs, given):
-            if not isinstance(s, tuple) or len(s) != len(t.shape) or any(
+            if (
+                not isinstance(s, tuple)
+                or len(s) != len(t.shape)
+                or any(
                     want is not None and got is not None and want != got
-                    for want, got in zip(t.shape[1:], s[1:])):
+                    for want, got in zip(t.shape[1:], s[1:])
+                )
+            ):
                 raise ValueError(
                     f"Model '{self.name}': input {t.name!r} expects shape {shape_str(t.shape)} "
                     f"(None = any size); got {s if not isinstance(s, tuple) else shape_str(s)}."
@@ -152,12 +162,21 @@ class Model(Layer):
             return super()._convert_inputs(inputs)
         device = next((p.device for p in self.parameters()), None)
         if isinstance(inputs, dict):
-            inputs = [inputs[t.name] if t.name in inputs else _missing(self, t, inputs)
-                      for t in self.inputs]
+            inputs = [
+                inputs[t.name] if t.name in inputs else _missing(self, t, inputs)
+                for t in self.inputs
+            ]
         flat = [inputs] if len(self.inputs) == 1 else list(inputs)
-        flat = [to_tensor(x, t.dtype, device) if not isinstance(x, torch.Tensor) or
-                x.is_floating_point() and x.dtype != t.dtype else x
-                for x, t in zip(flat, self.inputs)] if len(flat) == len(self.inputs) else flat
+        flat = (
+            [
+                to_tensor(x, t.dtype, device)
+                if not isinstance(x, torch.Tensor) or x.is_floating_point() and x.dtype != t.dtype
+                else x
+                for x, t in zip(flat, self.inputs)
+            ]
+            if len(flat) == len(self.inputs)
+            else flat
+        )
         return flat[0] if len(self.inputs) == 1 else flat
 
     def call(self, inputs, training=False):
@@ -184,6 +203,65 @@ class Model(Layer):
     def compute_output_shape(self, input_shape):
         return _tree.map_structure(lambda t: t.shape, self._output_struct)
 
+    # --------------------------------------------------------------- training
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
+        """Choose the optimizer, loss and metrics: `compile(optimizer='adam', loss='mse')`."""
+        from rnnkit.training import compile_model
+
+        kwargs.pop("run_eagerly", None)
+        kwargs.pop("jit_compile", None)
+        if kwargs:
+            raise TypeError(f"compile() got unexpected argument(s) {', '.join(sorted(kwargs))}.")
+        compile_model(
+            self, optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
+        )
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=32,
+        epochs=1,
+        verbose="auto",
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        sample_weight=None,
+        initial_epoch=0,
+    ):
+        """Train for `epochs` passes over `(x, y)`; returns a `History`."""
+        from rnnkit.training import fit_model
+
+        return fit_model(
+            self,
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            shuffle=shuffle,
+            sample_weight=sample_weight,
+            initial_epoch=initial_epoch,
+        )
+
+    def evaluate(
+        self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None, return_dict=False
+    ):
+        """Loss and metrics on `(x, y)`, dropout off."""
+        from rnnkit.training import evaluate_model
+
+        return evaluate_model(
+            self,
+            x,
+            y,
+            batch_size=batch_size,
+            verbose=verbose,
+            sample_weight=sample_weight,
+            return_dict=return_dict,
+        )
+
     # ---------------------------------------------------------------- predict
     def predict(self, x, batch_size=32, verbose=0, steps=None):
         """Outputs for `x` as numpy arrays, computed in batches with dropout off."""
@@ -195,8 +273,11 @@ class Model(Layer):
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 batch = _slice(x, start, start + batch_size)
-                outs.append(_tree.map_structure(
-                    lambda t: t.detach().cpu().numpy(), self(batch, training=False)))
+                outs.append(
+                    _tree.map_structure(
+                        lambda t: t.detach().cpu().numpy(), self(batch, training=False)
+                    )
+                )
         if not outs:
             raise ValueError("predict got 0 samples.")
         if _tree.is_nested(outs[0]):
@@ -208,8 +289,9 @@ class Model(Layer):
         """Print the layers, output shapes and parameter counts, as Keras does."""
         from rnnkit.models._summary import print_summary
 
-        print_summary(self, line_length=line_length, print_fn=print_fn,
-                      show_trainable=show_trainable)
+        print_summary(
+            self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable
+        )
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -217,8 +299,11 @@ class Model(Layer):
             return super().get_config()
         from rnnkit.layers import serialize
 
-        local = {id(node): i for layer in self.layers for i, node in
-                 enumerate(n for n in layer.inbound_nodes if self._owns(n))}
+        local = {
+            id(node): i
+            for layer in self.layers
+            for i, node in enumerate(n for n in layer.inbound_nodes if self._owns(n))
+        }
 
         def ref(v):
             if isinstance(v, SymbolicTensor):
@@ -230,9 +315,12 @@ class Model(Layer):
             entry = serialize(layer)
             entry["name"] = layer.name
             entry["inbound_nodes"] = [
-                {"args": _tree.map_structure(ref, list(n.args)),
-                 "kwargs": _tree.map_structure(ref, n.kwargs)}
-                for n in layer.inbound_nodes if self._owns(n) and not isinstance(layer, InputLayer)
+                {
+                    "args": _tree.map_structure(ref, list(n.args)),
+                    "kwargs": _tree.map_structure(ref, n.kwargs),
+                }
+                for n in layer.inbound_nodes
+                if self._owns(n) and not isinstance(layer, InputLayer)
             ]
             layers.append(entry)
         return {
@@ -240,8 +328,9 @@ class Model(Layer):
             "trainable": self.trainable,
             "layers": layers,
             "input_layers": _tree.map_structure(lambda t: ref(t)["__tensor__"], self._input_struct),
-            "output_layers": _tree.map_structure(lambda t: ref(t)["__tensor__"],
-                                                 self._output_struct),
+            "output_layers": _tree.map_structure(
+                lambda t: ref(t)["__tensor__"], self._output_struct
+            ),
         }
 
     def _owns(self, node) -> bool:
@@ -270,15 +359,20 @@ class Model(Layer):
             return v
 
         def ready(node):
-            refs = [v for v in _tree.flatten([node["args"], node["kwargs"]])
-                    if isinstance(v, dict) and "__tensor__" in v]
+            refs = [
+                v
+                for v in _tree.flatten([node["args"], node["kwargs"]])
+                if isinstance(v, dict) and "__tensor__" in v
+            ]
             return all((r["__tensor__"][0], r["__tensor__"][1]) in outputs for r in refs)
 
         while pending:
             progress = [p for p in pending if ready(p[2])]
             if not progress:
-                raise ValueError("Model config has nodes whose inputs never appear; the config "
-                                 "is corrupt or incomplete.")
+                raise ValueError(
+                    "Model config has nodes whose inputs never appear; the config "
+                    "is corrupt or incomplete."
+                )
             for item in progress:
                 layer, i, node = item
                 args = [_resolve_tree(resolve, a) for a in node["args"]]
@@ -316,9 +410,11 @@ def _missing(model, t, inputs):
 
 
 def _how_to_build() -> str:
-    return ("Give it an input shape: start with Input(shape=(timesteps, features)), pass "
-            "input_shape=(timesteps, features) to the first layer, call "
-            "model.build((None, timesteps, features)), or call the model on data once.")
+    return (
+        "Give it an input shape: start with Input(shape=(timesteps, features)), pass "
+        "input_shape=(timesteps, features) to the first layer, call "
+        "model.build((None, timesteps, features)), or call the model on data once."
+    )
 
 
 def _num_samples(x) -> int:

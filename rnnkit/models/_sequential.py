@@ -77,8 +77,9 @@ class Sequential(Model):
         """Create every layer's weights for inputs of `input_shape` (batch axis included)."""
         if input_shape is None:
             if self.input_layer is None:
-                raise ValueError(f"Sequential '{self.name}'.build() needs an input shape. "
-                                 + _how_to_build())
+                raise ValueError(
+                    f"Sequential '{self.name}'.build() needs an input shape. " + _how_to_build()
+                )
         else:
             input_shape = tuple(input_shape)
             if self.input_layer is None or tuple(self.input_layer.batch_shape) != input_shape:

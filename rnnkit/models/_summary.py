@@ -87,7 +87,8 @@ def print_summary(model, line_length=None, print_fn=None, show_trainable=False) 
         current += widths[-1]
     table = rich.table.Table(
         *(rich.table.Column(h, justify=j, width=w) for h, j, w in zip(header, justify, widths)),
-        width=line_length, show_lines=True,
+        width=line_length,
+        show_lines=True,
     )
     layers = model.layers
     if type(model).__name__ == "Sequential" or not model.inputs:
@@ -109,13 +110,16 @@ def print_summary(model, line_length=None, print_fn=None, show_trainable=False) 
     frozen, frozen_bytes = _size(model.non_trainable_weights)
     console = rich.console.Console(highlight=False, width=max(line_length + 2, 40))
     if print_fn is not None:
-        console = rich.console.Console(highlight=False, force_terminal=False, color_system=None,
-                                       width=max(line_length + 2, 40))
+        console = rich.console.Console(
+            highlight=False, force_terminal=False, color_system=None, width=max(line_length + 2, 40)
+        )
         console.begin_capture()
     console.print(f'[bold]Model: "{rich.markup.escape(model.name)}"[/]')
     console.print(table)
-    console.print(f"[bold] Total params:[/] {trainable + frozen:,} "
-                  f"({readable_size(trainable_bytes + frozen_bytes)})")
+    console.print(
+        f"[bold] Total params:[/] {trainable + frozen:,} "
+        f"({readable_size(trainable_bytes + frozen_bytes)})"
+    )
     console.print(f"[bold] Trainable params:[/] {trainable:,} ({readable_size(trainable_bytes)})")
     console.print(f"[bold] Non-trainable params:[/] {frozen:,} ({readable_size(frozen_bytes)})")
     if not model.built:
