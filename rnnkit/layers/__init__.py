@@ -54,7 +54,7 @@ def _registry() -> dict[str, type]:
         for name, obj in globals().items()
         if isinstance(obj, type) and issubclass(obj, Layer)
     }
-    classes.update(Sequential=models.Sequential, Functional=models.Model, Model=models.Model)
+    classes.update(Sequential=models.Sequential, Functional=models.Functional, Model=models.Model)
     return classes
 
 

@@ -16,6 +16,7 @@ A layer is a `torch.nn.Module` with Keras' habits:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import math
@@ -119,6 +120,11 @@ class Layer(nn.Module):
     """
 
     supports_masking = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
 
     def __init__(
         self,
@@ -281,16 +287,15 @@ class Layer(nn.Module):
 
     @property
     def losses(self) -> list[torch.Tensor]:
-        """Regularization penalties: weight regularizers now, activity ones of the last call."""
-        out = []
-        for module in self.modules():
-            if not isinstance(module, Layer):
-                continue
-            for name, param in module.named_parameters(recurse=False):
-                regularizer = module._weight_info.get(name, (None,))[0]
+        """Regularization penalties, in Keras' order: activity ones of the last call, then
+        weight penalties computed now."""
+        layers = [m for m in self.modules() if isinstance(m, Layer)]
+        out = [loss for layer in layers for loss in layer._activity_losses]
+        for layer in layers:
+            for name, param in layer.named_parameters(recurse=False):
+                regularizer = layer._weight_info.get(name, (None,))[0]
                 if regularizer is not None:
                     out.append(regularizer(param))
-            out.extend(module._activity_losses)
         return out
 
     def apply_constraints(self) -> None:
@@ -311,9 +316,7 @@ class Layer(nn.Module):
 
     def _maybe_build(self, input_shape) -> None:
         if not self.built:
-            self._build_input_shape = input_shape
             self.build(input_shape)
-            self.built = True
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError(
@@ -345,20 +348,18 @@ class Layer(nn.Module):
         self.check_input_shape(_shapes(inputs))
         self._maybe_build(_shapes(inputs))
         params = _call_params(type(self))
-        if "mask" in params and kwargs.get("mask") is None:
+        mask = kwargs.pop("mask", None)
+        if mask is None:
             masks = [get_mask(t) for t in _tree.flatten(inputs)]
             if any(m is not None for m in masks):
-                kwargs["mask"] = masks[0] if not _tree.is_nested(inputs) else masks
-        mask = kwargs.get("mask")
-        if "mask" not in params:
-            kwargs.pop("mask", None)
+                mask = masks if _tree.is_nested(inputs) else masks[0]
+        if "mask" in params and mask is not None:
+            kwargs["mask"] = mask
         if "training" not in params:
             kwargs.pop("training", None)
         elif kwargs.get("training") is None:
             kwargs["training"] = False
         outputs = super().__call__(*args, **kwargs)
-        if mask is None and not _tree.is_nested(inputs):
-            mask = get_mask(inputs)
         self._attach_masks(inputs, outputs, mask)
         if self.activity_regularizer is not None:
             first = _tree.flatten(outputs)[0]
@@ -424,8 +425,7 @@ class Layer(nn.Module):
         }
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = tuple(self.batch_input_shape)
-        if self.activity_regularizer is not None:
-            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -437,6 +437,19 @@ class Layer(nn.Module):
         if not self.inbound_nodes:
             return None
         return _map_shapes_from_tensors(self.inbound_nodes[-1].outputs)
+
+
+def _marks_built(build):
+    """Wrap a subclass's `build` so that it records the shape and sets `built`, as Keras does."""
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape=None, *args, **kwargs):
+        build(self, input_shape, *args, **kwargs)
+        if self._build_input_shape is None:
+            self._build_input_shape = input_shape
+        self.built = True
+
+    return wrapper
 
 
 def _keep_mask(source, target):

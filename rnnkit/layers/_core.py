@@ -277,7 +277,17 @@ class Concatenate(Layer):
         return torch.cat(list(inputs), dim=self.axis)
 
     def compute_mask(self, inputs, mask=None):
-        return None
+        """A step is kept if any input keeps it; an unmasked input keeps every step."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        full = []
+        for x, m in zip(inputs, mask):
+            if m is None:
+                m = torch.ones_like(x, dtype=torch.bool)
+            elif m.dim() < x.dim():
+                m = m.unsqueeze(-1).expand_as(x)
+            full.append(m)
+        return torch.cat(full, dim=self.axis).any(dim=-1)
 
     def compute_output_shape(self, input_shape):
         axis = self.axis % len(input_shape[0])
@@ -304,7 +314,13 @@ class Add(Layer):
         return total
 
     def compute_mask(self, inputs, mask=None):
-        return None
+        """Kept where any input keeps the step (unknown if some input has no mask)."""
+        if mask is None or any(m is None for m in mask):
+            return None
+        out = mask[0]
+        for m in mask[1:]:
+            out = out | m
+        return out
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

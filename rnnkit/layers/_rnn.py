@@ -537,5 +537,4 @@ class SimpleRNN(RNN):
         for key in ("name", "trainable", "dtype", "batch_input_shape"):
             cell_config.pop(key, None)
         config.update(cell_config)
-        config.pop("zero_output_for_mask")
         return config

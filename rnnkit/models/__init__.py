@@ -1,6 +1,6 @@
 """rnnkit models: `Sequential` stacks and functional `Model(inputs, outputs)` graphs."""
 
-from rnnkit.models._model import Model
+from rnnkit.models._model import Functional, Model
 from rnnkit.models._sequential import Sequential
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Functional", "Model", "Sequential"]

@@ -38,9 +38,15 @@ class Model(Layer):
         105
     """
 
+    def __new__(cls, *args, **kwargs):
+        # As in Keras, Model(inputs, outputs) makes a `Functional` (a Model subclass).
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            cls = Functional
+        return super().__new__(cls)
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         functional = inputs is not None or outputs is not None
-        if name is None and functional and type(self) is Model:
+        if name is None and functional and type(self) is Functional:
             name = unique_name("functional")
         super().__init__(name=name, trainable=trainable, **kwargs)
         self.optimizer = None
@@ -202,6 +208,9 @@ class Model(Layer):
 
     def compute_output_shape(self, input_shape):
         return _tree.map_structure(lambda t: t.shape, self._output_struct)
+
+    def _attach_masks(self, inputs, outputs, mask) -> None:
+        """The layers inside already attached their masks to the outputs."""
 
     # --------------------------------------------------------------- training
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
@@ -386,6 +395,10 @@ class Model(Layer):
         inputs = _map_refs(tensor, config["input_layers"])
         outs = _map_refs(tensor, config["output_layers"])
         return cls(inputs, outs, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+class Functional(Model):
+    """What `Model(inputs, outputs)` creates: a model defined by its graph of layers."""
 
 
 def _resolve_tree(fn, value):

@@ -97,7 +97,9 @@ class Sequential(Model):
 
     def _maybe_build(self, input_shape) -> None:
         if not self.built:
-            self.build((None, *input_shape[1:]) if self.input_layer is None else None)
+            # Keras keeps the first batch's size in the built shape; inputs of other batch
+            # sizes are still accepted.
+            self.build(input_shape if self.input_layer is None else None)
 
     def _convert_inputs(self, inputs):
         return Layer._convert_inputs(self, inputs)

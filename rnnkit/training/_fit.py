@@ -60,7 +60,7 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weig
 
 def metrics_module_check(identifier, loss) -> None:
     """Fail early on a metric name nobody knows (shape-dependent ones resolve later)."""
-    if isinstance(identifier, str) and identifier in ("accuracy", "acc"):
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
         return
     metrics.get(identifier, loss=loss)
 
@@ -157,9 +157,9 @@ class _Step:
 
 
 def _update_metric(metric, y, y_pred, sample_weight, mask):
-    try:
+    if isinstance(metric, metrics.MeanMetricWrapper):
         metric.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
-    except TypeError:
+    else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
         metric.update_state(y, y_pred, sample_weight=sample_weight)
 
 
