@@ -13,6 +13,8 @@ Example:
 
 import numbers
 
+from rnnkit._registry import lookup
+
 # Keras' fuzz factor, added to norms before dividing by them.
 _EPSILON = 1e-7
 
@@ -178,11 +180,7 @@ _BY_NAME = {
 
 
 def _lookup(name):
-    if name not in _BY_NAME:
-        raise ValueError(
-            f"Unknown constraint {name!r}. Known names: {', '.join(sorted(_BY_NAME))}."
-        )
-    return _BY_NAME[name]
+    return lookup("constraint", _BY_NAME, name)
 
 
 def get(identifier):

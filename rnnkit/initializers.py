@@ -25,6 +25,8 @@ import operator
 
 import torch
 
+from rnnkit._registry import lookup
+
 # Standard deviation of a unit normal truncated to (-2, 2); VarianceScaling divides by it
 # so that the truncated draw has the variance it asks for.
 _TRUNCATED_STD = 0.87962566103423978
@@ -516,11 +518,7 @@ _BY_NAME = {cls.__name__: cls for cls in _CLASSES} | {
 
 
 def _lookup(name):
-    if name not in _BY_NAME:
-        raise ValueError(
-            f"Unknown initializer {name!r}. Known names: {', '.join(sorted(_BY_NAME))}."
-        )
-    return _BY_NAME[name]
+    return lookup("initializer", _BY_NAME, name)
 
 
 def get(identifier):

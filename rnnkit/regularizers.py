@@ -14,6 +14,8 @@ import numbers
 
 import torch
 
+from rnnkit._registry import lookup
+
 
 class Regularizer:
     """Base class: subclasses implement `__call__(weight) -> scalar` and `get_config()`."""
@@ -154,11 +156,7 @@ _BY_NAME = {
 
 
 def _lookup(name):
-    if name not in _BY_NAME:
-        raise ValueError(
-            f"Unknown regularizer {name!r}. Known names: {', '.join(sorted(_BY_NAME))}."
-        )
-    return _BY_NAME[name]
+    return lookup("regularizer", _BY_NAME, name)
 
 
 def get(identifier):

@@ -11,6 +11,8 @@ one cell call per step. Faster paths must agree with it.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
@@ -195,6 +197,19 @@ class SimpleRNNCell(RNNCell):
             bias_constraint=constraints.serialize(self.bias_constraint),
         )
         return config
+
+
+def cell_kwargs(cell_class, kwargs: dict) -> dict:
+    """Take `cell_class`'s constructor arguments out of a layer's `kwargs`.
+
+    `SimpleRNN(3, activation="relu", dropout=0.2)` passes `activation` and
+    `dropout` on to its cell, so the layer need not repeat the cell's arguments.
+    The cell shares the layer's `dtype` and `trainable`.
+    """
+    names = set(inspect.signature(cell_class.__init__).parameters) - {"self", "units", "kwargs"}
+    taken = {key: kwargs.pop(key) for key in list(kwargs) if key in names}
+    taken.update(dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True))
+    return taken
 
 
 def check_units(owner: str, units) -> int:
@@ -460,66 +475,37 @@ class SimpleRNN(RNN):
 
     Each step computes `h_t = activation(x_t W + h_{t-1} U + b)` and the layer
     returns the last `h_T` (or all of them with `return_sequences=True`).
-    The cell's arguments (`units`, `activation`, initializers, regularizers,
-    constraints, `dropout`, `recurrent_dropout`, `seed`) and the loop's
-    (`return_sequences`, `return_state`, `go_backwards`, `stateful`, `unroll`)
-    are those of Keras; the cell is `layer.cell`.
 
-    Weights (`get_weights()` order): kernel `(input_dim, units)`,
-    recurrent_kernel `(units, units)`, bias `(units,)`.
+    Args:
+        units: size of the hidden state.
+        return_sequences, return_state, go_backwards, stateful, unroll: how the
+            loop runs (see `RNN`).
+        **kwargs: the cell's arguments (see `SimpleRNNCell`: `activation`,
+            `use_bias`, initializers, regularizers, constraints, `dropout`,
+            `recurrent_dropout`, `seed`) and the layer's (`name`,
+            `activity_regularizer`, `input_shape`, ...), as in Keras.
+
+    The cell is `layer.cell`. Weights (`get_weights()` order): kernel
+    `(input_dim, units)`, recurrent_kernel `(units, units)`, bias `(units,)`.
 
     Example:
         >>> import numpy as np
-        >>> rnn = SimpleRNN(4)
+        >>> rnn = SimpleRNN(4, activation="relu", return_sequences=True)
         >>> tuple(rnn(np.random.rand(32, 10, 8)).shape)
-        (32, 4)
+        (32, 10, 4)
     """
 
     def __init__(
         self,
         units,
-        activation="tanh",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
         return_sequences=False,
         return_state=False,
         go_backwards=False,
         stateful=False,
         unroll=False,
-        seed=None,
         **kwargs,
     ):
-        cell = SimpleRNNCell(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            name="simple_rnn_cell",
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-        )
+        cell = SimpleRNNCell(units, name="simple_rnn_cell", **cell_kwargs(SimpleRNNCell, kwargs))
         super().__init__(
             cell,
             return_sequences=return_sequences,
@@ -527,7 +513,6 @@ class SimpleRNN(RNN):
             go_backwards=go_backwards,
             stateful=stateful,
             unroll=unroll,
-            activity_regularizer=activity_regularizer,
             **kwargs,
         )
 

@@ -20,6 +20,7 @@ from rnnkit import _tree
 from rnnkit.layers._base import Layer, shape_str, to_tensor, unique_name
 from rnnkit.layers._graph import Node, SymbolicTensor
 from rnnkit.layers._input import InputLayer
+from rnnkit.training import compile_model, evaluate_model, fit_model
 
 
 class Model(Layer):
@@ -213,63 +214,9 @@ class Model(Layer):
         """The layers inside already attached their masks to the outputs."""
 
     # --------------------------------------------------------------- training
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
-        """Choose the optimizer, loss and metrics: `compile(optimizer='adam', loss='mse')`."""
-        from rnnkit.training import compile_model
-
-        kwargs.pop("run_eagerly", None)
-        kwargs.pop("jit_compile", None)
-        if kwargs:
-            raise TypeError(f"compile() got unexpected argument(s) {', '.join(sorted(kwargs))}.")
-        compile_model(
-            self, optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
-        )
-
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=32,
-        epochs=1,
-        verbose="auto",
-        validation_split=0.0,
-        validation_data=None,
-        shuffle=True,
-        sample_weight=None,
-        initial_epoch=0,
-    ):
-        """Train for `epochs` passes over `(x, y)`; returns a `History`."""
-        from rnnkit.training import fit_model
-
-        return fit_model(
-            self,
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=verbose,
-            validation_split=validation_split,
-            validation_data=validation_data,
-            shuffle=shuffle,
-            sample_weight=sample_weight,
-            initial_epoch=initial_epoch,
-        )
-
-    def evaluate(
-        self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None, return_dict=False
-    ):
-        """Loss and metrics on `(x, y)`, dropout off."""
-        from rnnkit.training import evaluate_model
-
-        return evaluate_model(
-            self,
-            x,
-            y,
-            batch_size=batch_size,
-            verbose=verbose,
-            sample_weight=sample_weight,
-            return_dict=return_dict,
-        )
+    compile = compile_model
+    fit = fit_model
+    evaluate = evaluate_model
 
     # ---------------------------------------------------------------- predict
     def predict(self, x, batch_size=32, verbose=0, steps=None):

@@ -37,8 +37,15 @@ class History:
         return f"<History epochs={len(self.epoch)} keys={sorted(self.history)}>"
 
 
-def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
-    """Resolve names into objects now, so a typo fails at `compile`, not mid-training."""
+def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
+    """`model.compile(optimizer='adam', loss='mse', metrics=['mae'])`: choose how to train.
+
+    Names are resolved into objects now, so a typo fails here, not mid-training.
+    """
+    kwargs.pop("run_eagerly", None)  # Keras execution options with no meaning here
+    kwargs.pop("jit_compile", None)
+    if kwargs:
+        raise TypeError(f"compile() got unexpected argument(s) {', '.join(sorted(kwargs))}.")
     if loss is None:
         raise ValueError(
             f"compile() on model '{model.name}' needs a loss, e.g. loss='mse' for regression or "
@@ -176,6 +183,7 @@ def fit_model(
     sample_weight=None,
     initial_epoch=0,
 ) -> History:
+    """`model.fit(x, y, epochs=10)`: train on `(x, y)` in shuffled batches; returns a `History`."""
     if not getattr(model, "compiled", False):
         raise ValueError(
             f"Model '{model.name}' must be compiled before fit: "
@@ -261,6 +269,7 @@ def _evaluate(model, step, x, y, batch_size, prefix=""):
 def evaluate_model(
     model, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None, return_dict=False
 ):
+    """`model.evaluate(x, y)`: the loss and metrics on `(x, y)`, with dropout off."""
     del verbose, sample_weight
     if not getattr(model, "compiled", False):
         raise ValueError(
