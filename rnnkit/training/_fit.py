@@ -7,34 +7,25 @@ One step is the textbook one:
     loss.backward(); optimizer.step()                 # torch computes every gradient
     model.apply_constraints()
 
-`History.history` collects the per-epoch `loss`, metrics and `val_*` values.
+Masked time steps (padding) count in neither the loss nor the metrics.
 """
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import torch
 
 from rnnkit import _tree, losses, metrics, optimizers
-from rnnkit.layers._base import get_mask, to_tensor
-
-
-class History:
-    """What `fit` returns: `history.history["loss"]` is the list of epoch losses."""
-
-    def __init__(self):
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-
-    def record(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self) -> str:
-        return f"<History epochs={len(self.epoch)} keys={sorted(self.history)}>"
+from rnnkit.callbacks._base import CallbackList, History
+from rnnkit.callbacks._progress import progress_logger
+from rnnkit.layers._base import get_mask
+from rnnkit.training._data import (
+    ArrayBatches,
+    is_array_like,
+    make_batches,
+    num_samples,
+    take,
+    to_tensors,
+)
 
 
 def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
@@ -44,6 +35,7 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weig
     """
     kwargs.pop("run_eagerly", None)  # Keras execution options with no meaning here
     kwargs.pop("jit_compile", None)
+    kwargs.pop("steps_per_execution", None)
     if kwargs:
         raise TypeError(f"compile() got unexpected argument(s) {', '.join(sorted(kwargs))}.")
     if loss is None:
@@ -52,88 +44,39 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weig
             "loss='binary_crossentropy' for two classes."
         )
     if isinstance(loss, (list, dict)) or loss_weights is not None:
-        raise NotImplementedError(
-            "compile(): one loss for one output is supported so far; several losses or "
-            "loss_weights are not yet."
+        raise ValueError(
+            "compile(): rnnkit takes one loss for the model's output so far; several losses or "
+            "loss_weights for several outputs are not supported yet."
         )
     model.optimizer = optimizers.get(optimizer)
     model.loss = losses.get(loss)
     model.metric_identifiers = list(metrics or [])
     for identifier in model.metric_identifiers:
-        metrics_module_check(identifier, model.loss)
-    model.compiled_metrics = None  # resolved on the first batch, when target shapes are known
+        if not (isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc")):
+            _metrics_get(identifier, model.loss)  # fail early on unknown names
+    model.compiled_metrics = None  # built on the first batch, when shapes are known
     model.compiled = True
 
 
-def metrics_module_check(identifier, loss) -> None:
-    """Fail early on a metric name nobody knows (shape-dependent ones resolve later)."""
-    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
-        return
-    metrics.get(identifier, loss=loss)
-
-
-def _num(x) -> int:
-    first = _tree.flatten(x)[0]
-    return int(first.shape[0])
-
-
-def _tensors(x, device):
-    if isinstance(x, dict):
-        return {k: to_tensor(v, torch.float32, device) for k, v in x.items()}
-    if (
-        isinstance(x, (list, tuple))
-        and x
-        and all(isinstance(v, (np.ndarray, torch.Tensor)) for v in x)
-    ):
-        return [to_tensor(v, torch.float32, device) for v in x]  # one array per model input
-    return to_tensor(x, torch.float32, device)
-
-
-def _take(x, index):
-    if isinstance(x, dict):
-        return {k: v[index] for k, v in x.items()}
-    if isinstance(x, list):
-        return [v[index] for v in x]
-    return x[index]
-
-
-def _check_data(model, x, y, where: str) -> None:
-    for name, value in (("x", x), ("y", y)):
-        for t in _tree.flatten(value):
-            if t.is_floating_point() and not torch.isfinite(t).all():
-                bad = int((~torch.isfinite(t)).sum())
-                raise ValueError(
-                    f"{where}: {name} contains {bad} NaN or infinite value(s). Fill or drop them "
-                    "before training (e.g. np.nan_to_num, or pandas .dropna())."
-                )
-    nx, ny = _num(x), _num(y)
-    if nx != ny:
-        raise ValueError(
-            f"{where}: x has {nx} samples but y has {ny}. They must have the same length along "
-            "the first axis (one target per input sequence)."
-        )
-    if nx == 0:
-        raise ValueError(f"{where}: got 0 samples.")
+def _metrics_get(identifier, loss, y=None, y_pred=None):
+    shapes = {}
+    if y is not None:
+        shapes = {"y_true_shape": tuple(y.shape), "y_pred_shape": tuple(y_pred.shape)}
+    return metrics.get(identifier, loss=loss, **shapes)
 
 
 class _Step:
-    """Loss, metrics and optimizer for one compiled model."""
+    """Loss, metrics and their running means for one compiled model."""
 
     def __init__(self, model):
         self.model = model
         self.loss_tracker = metrics.Mean(name="loss")
 
-    def metrics_for(self, y, y_pred):
+    def metric_list(self, y, y_pred):
         model = self.model
         if model.compiled_metrics is None:
             model.compiled_metrics = [
-                metrics.get(
-                    m,
-                    loss=model.loss,
-                    y_true_shape=tuple(y.shape),
-                    y_pred_shape=tuple(y_pred.shape),
-                )
-                for m in model.metric_identifiers
+                _metrics_get(m, model.loss, y, y_pred) for m in model.metric_identifiers
             ]
         return model.compiled_metrics
 
@@ -156,130 +99,308 @@ class _Step:
         if penalties:
             loss = loss + torch.stack([p.reshape(()) for p in penalties]).sum()
         with torch.no_grad():
-            n = _num(x)
-            self.loss_tracker.update_state(loss.detach(), sample_weight=n)
-            for m in self.metrics_for(y, y_pred):
-                _update_metric(m, y, y_pred.detach(), sample_weight, mask)
+            self.loss_tracker.update_state(loss.detach(), sample_weight=num_samples(x))
+            for m in self.metric_list(y, y_pred):
+                if isinstance(m, metrics.MeanMetricWrapper):
+                    m.update_state(y, y_pred.detach(), sample_weight=sample_weight, mask=mask)
+                else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
+                    m.update_state(y, y_pred.detach(), sample_weight=sample_weight)
         return loss
 
 
-def _update_metric(metric, y, y_pred, sample_weight, mask):
-    if isinstance(metric, metrics.MeanMetricWrapper):
-        metric.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
-    else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
-        metric.update_state(y, y_pred, sample_weight=sample_weight)
+def _device(model):
+    return next((p.device for p in model.parameters()), None)
+
+
+def _check_positive_int(where, name, value, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{where}: {name} must be a positive integer; got {value!r}.")
+
+
+def _check_finite(where, name, value):
+    for t in _tree.flatten(value):
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(
+                f"{where}: {name} contains {bad} NaN or infinite value(s). Fill or drop them "
+                "before training (e.g. np.nan_to_num, or pandas .dropna())."
+            )
+
+
+def _check_arrays(where, x, y, sample_weight):
+    _check_finite(where, "x", x)
+    if y is None:
+        raise ValueError(f"{where}: y (the targets) is missing; pass fit(x, y, ...).")
+    _check_finite(where, "y", y)
+    nx, ny = num_samples(x), num_samples(y)
+    if nx != ny:
+        raise ValueError(
+            f"{where}: x has {nx} samples but y has {ny}. They must have the same length along "
+            "the first axis (one target per input sequence)."
+        )
+    if nx == 0:
+        raise ValueError(f"{where}: got 0 samples.")
+    if sample_weight is not None and num_samples(sample_weight) != nx:
+        raise ValueError(
+            f"{where}: sample_weight has {num_samples(sample_weight)} entries for {nx} samples; "
+            "give one weight per sample (or per time step: shape (samples, timesteps))."
+        )
+
+
+def check_targets(loss, y, y_pred_shape) -> None:
+    """Catch targets that cannot fit the loss before any training step."""
+    if isinstance(y, (list, dict)):
+        return
+    name = type(loss).__name__
+    units = y_pred_shape[-1]
+    values = y.detach()
+    integral = not values.is_floating_point() or bool(torch.equal(values, values.round()))
+    if name == "BinaryCrossentropy":
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            classes = torch.unique(values).numel()
+            raise ValueError(
+                f"loss='binary_crossentropy' needs targets in [0, 1] (two classes); got values "
+                f"from {low:g} to {high:g} ({classes} distinct). For {classes} classes use "
+                f"loss='sparse_categorical_crossentropy' with a last layer "
+                f"Dense({classes}, activation='softmax')."
+            )
+    elif name == "SparseCategoricalCrossentropy":
+        if not integral:
+            raise ValueError(
+                "loss='sparse_categorical_crossentropy' needs integer class ids as targets; got "
+                "non-integer values. For real-valued targets use loss='mse'; for one-hot rows "
+                "use loss='categorical_crossentropy'."
+            )
+        high = int(values.max())
+        ignore = getattr(loss, "ignore_class", None)
+        if high >= units and high != ignore:
+            raise ValueError(
+                f"loss='sparse_categorical_crossentropy': targets go up to class {high}, but the "
+                f"model outputs {units} classes. Make the last layer Dense({high + 1}, "
+                "activation='softmax') (classes are numbered from 0)."
+            )
+        if int(values.min()) < 0 and int(values.min()) != ignore:
+            raise ValueError(
+                "loss='sparse_categorical_crossentropy' needs class ids from 0 up; got "
+                f"{int(values.min())}."
+            )
+    elif name == "CategoricalCrossentropy" and (
+        values.dim() < len(y_pred_shape) or values.shape[-1] != units
+    ):
+        raise ValueError(
+            f"loss='categorical_crossentropy' needs one-hot targets of shape (..., {units}) "
+            f"like the model's output; got shape {tuple(values.shape)}. For integer class ids "
+            "use loss='sparse_categorical_crossentropy'."
+        )
+
+
+def _class_weights(class_weight, y):
+    """Per-sample weights from `{class: weight}` and the targets (ids, 0/1 or one-hot)."""
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class: weight}}; got {class_weight!r}.")
+    labels = y.argmax(dim=-1) if y.dim() > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0]
+    labels = labels.round().long()
+    missing = sorted(set(labels.unique().tolist()) - set(class_weight))
+    if missing:
+        raise ValueError(
+            f"class_weight has no weight for class(es) {missing}; give every class present in "
+            f"y a weight, e.g. {{{', '.join(f'{c}: 1.0' for c in missing)}}}."
+        )
+    table = torch.zeros(int(labels.max()) + 1, dtype=torch.float32)
+    for label, weight in class_weight.items():
+        if 0 <= int(label) < len(table):
+            table[int(label)] = float(weight)
+    return table[labels]
 
 
 def fit_model(
     model,
     x=None,
     y=None,
-    batch_size=32,
+    batch_size=None,
     epochs=1,
     verbose="auto",
+    callbacks=None,
     validation_split=0.0,
     validation_data=None,
     shuffle=True,
+    class_weight=None,
     sample_weight=None,
     initial_epoch=0,
-) -> History:
-    """`model.fit(x, y, epochs=10)`: train on `(x, y)` in shuffled batches; returns a `History`."""
+    steps_per_epoch=None,
+    validation_steps=None,
+    validation_batch_size=None,
+    validation_freq=1,
+):
+    """`model.fit(x, y, epochs=10)`: train on `(x, y)` in shuffled batches; returns a `History`.
+
+    Args:
+        x, y: inputs and targets: numpy arrays, pandas objects, torch tensors or lists
+            (a list/dict of them for several inputs); or `x` alone as a torch `Dataset`,
+            `DataLoader` or generator yielding `(x, y)` / `(x, y, sample_weight)` batches.
+        batch_size: samples per step (default 32).
+        epochs: train until this epoch number (counting from `initial_epoch`).
+        verbose: `'auto'` (a live bar in a terminal, a line per epoch elsewhere), 0, 1, 2.
+        callbacks: `rnnkit.callbacks` objects (EarlyStopping, ModelCheckpoint, ...).
+        validation_split: fraction of the samples, taken from the end, held out.
+        validation_data: `(x_val, y_val)` evaluated after every epoch (`val_*` in logs).
+        shuffle: shuffle the training samples every epoch.
+        class_weight: `{class: weight}` to weight samples by their target class.
+        sample_weight: a weight per sample `(samples,)` or per step `(samples, timesteps)`.
+        initial_epoch: the epoch to start from (to resume a run).
+        steps_per_epoch: batches per epoch (for generators).
+    """
+    where = "fit"
     if not getattr(model, "compiled", False):
         raise ValueError(
             f"Model '{model.name}' must be compiled before fit: "
             "model.compile(optimizer='adam', loss='mse') (or the loss that fits your targets)."
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"fit: batch_size must be a positive integer; got {batch_size!r}.")
-    if not 0.0 <= float(validation_split) < 1.0:
+    batch_size = 32 if batch_size is None else batch_size
+    _check_positive_int(where, "batch_size", batch_size)
+    _check_positive_int(where, "epochs", epochs)
+    _check_positive_int(where, "steps_per_epoch", steps_per_epoch, allow_none=True)
+    if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
         raise ValueError(
-            f"fit: validation_split is the fraction of samples held out and must be in [0, 1); "
-            f"got {validation_split}."
+            f"{where}: validation_split is the fraction of samples held out and must be in "
+            f"[0, 1); got {validation_split!r}."
         )
-    device = next((p.device for p in model.parameters()), None)
-    x, y = _tensors(x, device), _tensors(y, device)
-    _check_data(model, x, y, "fit")
-    if sample_weight is not None:
-        sample_weight = to_tensor(sample_weight, torch.float32, device)
-    n = _num(x)
-    if validation_data is None and validation_split:
-        split = int(n * (1.0 - validation_split))
-        if split == 0 or split == n:
-            raise ValueError(
-                f"fit: validation_split={validation_split} of {n} samples leaves an empty "
-                "training or validation set; use more data or another fraction."
-            )
-        tail = slice(split, n)
-        validation_data = (_take(x, tail), _take(y, tail))
-        x, y = _take(x, slice(0, split)), _take(y, slice(0, split))
-        sample_weight = sample_weight[:split] if sample_weight is not None else None
-        n = split
-    if validation_data is not None:
-        vx, vy = _tensors(validation_data[0], device), _tensors(validation_data[1], device)
-        _check_data(model, vx, vy, "fit (validation_data)")
-    if not model.built:
-        with torch.no_grad():
-            model(_take(x, slice(0, 1)))
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_weights)
+    device = _device(model)
+    arrays = is_array_like(x)
+    if arrays:
+        x, y = to_tensors(x, device), to_tensors(y, device)
+        sample_weight = to_tensors(sample_weight, device)
+        _check_arrays(where, x, y, sample_weight)
+        if class_weight is not None:
+            weights = _class_weights(class_weight, y).to(y.device)
+            sample_weight = weights if sample_weight is None else sample_weight * weights
+        n = num_samples(x)
+        if validation_split and validation_data is None:
+            split = int(n * (1.0 - validation_split))
+            if split == 0 or split == n:
+                raise ValueError(
+                    f"{where}: validation_split={validation_split} of {n} samples leaves an "
+                    "empty training or validation set; use more data or another fraction."
+                )
+            validation_data = (take(x, slice(split, n)), take(y, slice(split, n)))
+            x, y, sample_weight = (take(v, slice(0, split)) for v in (x, y, sample_weight))
+    elif validation_split:
+        raise ValueError(
+            f"{where}: validation_split needs in-memory arrays; with a {type(x).__name__} pass "
+            "validation_data= instead."
+        )
+    data = make_batches(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, device)
+    val_data = _validation_batches(
+        validation_data, validation_batch_size or batch_size, validation_steps, device
+    )
+
+    # One sample through the model (no gradient, no dropout) builds it and tells the output
+    # shape, so targets that cannot fit the loss fail before the first step.
+    x0, y0 = (take(x, slice(0, 1)), y) if arrays else data.peek()[:2]
+    with torch.no_grad():
+        check_targets(model.loss, y0, tuple(model(x0).shape))
+
+    model.optimizer.build(model.trainable_weights)
     step = _Step(model)
     history = History()
+    extra = [c for c in [progress_logger(verbose)] if c is not None]
+    params = {
+        "epochs": epochs,
+        "steps": len(data) if len(data) is not None else None,
+        "verbose": verbose,
+        "batch_size": batch_size,
+    }
+    callback_list = CallbackList(list(callbacks or []) + [history] + extra, model, params)
     model.history = history
     model.stop_training = False
-    show = verbose not in (0, False)
-    steps = (n + batch_size - 1) // batch_size
-    for epoch in range(initial_epoch, epochs):
-        started = time.perf_counter()
+    model.initial_epoch = initial_epoch
+    callback_list.on_train_begin()
+    logs = {}
+    for epoch in range(model.initial_epoch, epochs):
         step.reset()
-        order = torch.randperm(n) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
-            xb, yb = _take(x, index), _take(y, index)
-            wb = sample_weight[index] if sample_weight is not None else None
-            optimizer.zero_grad()
+        callback_list.on_epoch_begin(epoch)
+        for batch, (xb, yb, wb) in enumerate(data):
+            callback_list.on_train_batch_begin(batch)
+            model.optimizer.zero_grad()
             loss = step.forward(xb, yb, wb, training=True)
             loss.backward()
-            optimizer.step()
+            model.optimizer.step()
             model.apply_constraints()
-        logs = step.logs()
-        if validation_data is not None:
-            logs.update(_evaluate(model, step, vx, vy, batch_size, prefix="val_"))
-        history.record(epoch, logs)
-        if show:
-            took = time.perf_counter() - started
-            values = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            print(
-                f"Epoch {epoch + 1}/{epochs} - {steps} steps - {took:.1f}s - {values}", flush=True
+            callback_list.on_train_batch_end(
+                batch, step.logs() if callback_list.wants_batch_logs else None
             )
+            if model.stop_training:
+                break
+        logs = step.logs()
+        if val_data is not None and (epoch + 1) % validation_freq == 0:
+            callback_list.on_test_begin()
+            logs.update(_run_evaluation(model, step, val_data, prefix="val_"))
+            callback_list.on_test_end(logs)
+        callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    callback_list.on_train_end(logs)
     return history
 
 
-def _evaluate(model, step, x, y, batch_size, prefix=""):
+def _validation_batches(validation_data, batch_size, steps, device):
+    if validation_data is None:
+        return None
+    if not is_array_like(validation_data) or not isinstance(validation_data, (tuple, list)):
+        return make_batches(validation_data, None, None, batch_size, False, steps, device)
+    if len(validation_data) not in (2, 3):
+        raise ValueError(
+            "fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight); got "
+            f"a {type(validation_data).__name__} of length {len(validation_data)}."
+        )
+    vx, vy = to_tensors(validation_data[0], device), to_tensors(validation_data[1], device)
+    vw = to_tensors(validation_data[2], device) if len(validation_data) == 3 else None
+    _check_arrays("fit (validation_data)", vx, vy, vw)
+    return ArrayBatches(vx, vy, vw, batch_size, shuffle=False)
+
+
+def _run_evaluation(model, step, data, prefix=""):
     step.reset()
-    n = _num(x)
     with torch.no_grad():
-        for start in range(0, n, batch_size):
-            index = slice(start, start + batch_size)
-            step.forward(_take(x, index), _take(y, index), None, training=False)
+        for xb, yb, wb in data:
+            step.forward(xb, yb, wb, training=False)
     return step.logs(prefix)
 
 
 def evaluate_model(
-    model, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None, return_dict=False
+    model,
+    x=None,
+    y=None,
+    batch_size=None,
+    verbose="auto",
+    sample_weight=None,
+    steps=None,
+    callbacks=None,
+    return_dict=False,
 ):
-    """`model.evaluate(x, y)`: the loss and metrics on `(x, y)`, with dropout off."""
-    del verbose, sample_weight
+    """`model.evaluate(x, y)`: the loss and metrics on `(x, y)`, with dropout off.
+
+    Returns the loss alone when there are no metrics, else `[loss, *metrics]`, or a dict
+    with `return_dict=True`.
+    """
+    del verbose, callbacks
     if not getattr(model, "compiled", False):
         raise ValueError(
             f"Model '{model.name}' must be compiled before evaluate: "
             "model.compile(optimizer='adam', loss='mse')."
         )
-    device = next((p.device for p in model.parameters()), None)
-    x, y = _tensors(x, device), _tensors(y, device)
-    _check_data(model, x, y, "evaluate")
-    logs = _evaluate(model, _Step(model), x, y, batch_size)
+    batch_size = 32 if batch_size is None else batch_size
+    _check_positive_int("evaluate", "batch_size", batch_size)
+    device = _device(model)
+    if is_array_like(x):
+        x, y = to_tensors(x, device), to_tensors(y, device)
+        sample_weight = to_tensors(sample_weight, device)
+        _check_arrays("evaluate", x, y, sample_weight)
+    data = make_batches(x, y, sample_weight, batch_size, False, steps, device)
+    logs = _run_evaluation(model, _Step(model), data)
     if return_dict:
         return logs
     values = list(logs.values())

@@ -1,0 +1,109 @@
+"""`Callback`: hooks into `fit`, and `History`, the callback that records each epoch.
+
+The hooks, in the order `fit` calls them:
+
+    on_train_begin
+      on_epoch_begin(epoch)
+        on_train_batch_begin(batch) / on_train_batch_end(batch, logs)   # each batch
+        on_test_begin / on_test_end(logs)                               # validation
+      on_epoch_end(epoch, logs)       # logs: {"loss": ..., "accuracy": ..., "val_loss": ...}
+    on_train_end
+
+A callback can stop training by setting `self.model.stop_training = True`.
+"""
+
+from __future__ import annotations
+
+
+class Callback:
+    """Base class: override the hooks you need; `self.model` and `self.params` are set by fit.
+
+    Example:
+        >>> class PrintLoss(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         print(f"epoch {epoch}: loss {logs['loss']:.3f}")
+    """
+
+    def __init__(self):
+        self.model = None
+        self.params: dict = {}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+
+    def on_train_end(self, logs=None): ...
+
+    def on_epoch_begin(self, epoch, logs=None): ...
+
+    def on_epoch_end(self, epoch, logs=None): ...
+
+    def on_train_batch_begin(self, batch, logs=None): ...
+
+    def on_train_batch_end(self, batch, logs=None): ...
+
+    def on_test_begin(self, logs=None): ...
+
+    def on_test_end(self, logs=None): ...
+
+    def on_test_batch_begin(self, batch, logs=None): ...
+
+    def on_test_batch_end(self, batch, logs=None): ...
+
+    def on_predict_begin(self, logs=None): ...
+
+    def on_predict_end(self, logs=None): ...
+
+
+class History(Callback):
+    """What `fit` returns: `history.history["loss"]` lists the loss of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"<History epochs={len(self.epoch)} keys={sorted(self.history)}>"
+
+
+class CallbackList:
+    """Calls the same hook on every callback, in order."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"callbacks must be rnnkit Callback instances (e.g. EarlyStopping(), or a "
+                    f"subclass of rnnkit.callbacks.Callback); got {callback!r}."
+                )
+            callback.set_model(model)
+            callback.set_params(params)
+        # Per-batch logs cost a device sync per metric; only compute them when someone reads them.
+        self.wants_batch_logs = any(
+            type(c).on_train_batch_end is not Callback.on_train_batch_end for c in self.callbacks
+        )
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args, **kwargs):
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args, **kwargs)
+
+        return call
