@@ -6,6 +6,7 @@ from rnnkit.layers import SimpleRNN, Dense, Embedding, Input
 from __future__ import annotations
 
 from rnnkit.layers._base import Layer
+from rnnkit.layers._bidirectional import Bidirectional
 from rnnkit.layers._core import (
     Activation,
     Add,
@@ -18,13 +19,23 @@ from rnnkit.layers._core import (
 )
 from rnnkit.layers._embedding import Embedding
 from rnnkit.layers._graph import SymbolicTensor
+from rnnkit.layers._gru import GRU, GRUCell
 from rnnkit.layers._input import Input, InputLayer
-from rnnkit.layers._rnn import RNN, RNNCell, SimpleRNN, SimpleRNNCell
+from rnnkit.layers._lstm import LSTM, LSTMCell
+from rnnkit.layers._rnn import RNN, DenseRNNCell, RNNCell, StackedRNNCells
+from rnnkit.layers._simple_rnn import SimpleRNN, SimpleRNNCell
 from rnnkit.layers._wrappers import TimeDistributed
 
 __all__ = [
     "Activation",
     "Add",
+    "Bidirectional",
+    "DenseRNNCell",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "StackedRNNCells",
     "Concatenate",
     "Dense",
     "Dropout",

@@ -20,11 +20,11 @@ from rnnkit.layers._base import Layer, shape_str, to_tensor
 
 
 class RNNCell(Layer):
-    """Base for cells: holds dropout rates and the per-sequence dropout masks.
+    """Base for cells: dropout rates and the per-sequence dropout masks.
 
     Keras drops the *same* input and state units at every time step of a
     sequence (variational dropout), so the masks are drawn once per call of the
-    layer (`start_sequence`) and reused by every step.
+    layer (`start_sequence`) and reused by every step (`drop`).
     """
 
     def __init__(self, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
@@ -46,13 +46,24 @@ class RNNCell(Layer):
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
         return [torch.zeros(batch_size, n, dtype=self.dtype, device=device) for n in sizes]
 
-    def start_sequence(self, x_0: torch.Tensor, h_0: torch.Tensor, training: bool) -> None:
-        """Draw this sequence's dropout masks (only when training)."""
+    def start_sequence(self, x_0: torch.Tensor, states: list, training: bool) -> None:
+        """Draw this sequence's dropout masks (only when training), shaped like `x_0`
+        and the first state."""
         self.input_mask = self._dropout_mask(x_0, self.dropout) if training else None
-        self.state_mask = self._dropout_mask(h_0, self.recurrent_dropout) if training else None
+        self.state_mask = (
+            self._dropout_mask(states[0], self.recurrent_dropout) if training else None
+        )
 
     def end_sequence(self) -> None:
         self.input_mask = self.state_mask = None
+
+    def drop(self, x_t, h_prev):
+        """`x_t` and `h_{t-1}` with this sequence's dropout masks applied (if training)."""
+        if self.input_mask is not None:
+            x_t = x_t * self.input_mask
+        if self.state_mask is not None:
+            h_prev = h_prev * self.state_mask
+        return x_t, h_prev
 
     def _dropout_mask(self, like: torch.Tensor, rate: float):
         if rate == 0.0:
@@ -72,13 +83,12 @@ class RNNCell(Layer):
         return config
 
 
-class SimpleRNNCell(RNNCell):
-    """One step of a fully connected RNN:
+class DenseRNNCell(RNNCell):
+    """Base for the fully connected cells (SimpleRNN, LSTM, GRU).
 
-        h_t = activation(x_t W + h_{t-1} U + b)
-
-    with `W = kernel` `(input_dim, units)`, `U = recurrent_kernel` `(units, units)`
-    and `b = bias` `(units,)`; the output is `h_t` itself.
+    Each has an input kernel `W` `(input_dim, gates * units)`, a recurrent
+    kernel `U` `(units, gates * units)` and a bias `b`, the gates' blocks side
+    by side in Keras' order. Subclasses set `gates` and write `call`.
 
     Args:
         units: size of the hidden state `h_t`.
@@ -91,16 +101,9 @@ class SimpleRNNCell(RNNCell):
         dropout: fraction of the input units dropped while training.
         recurrent_dropout: fraction of the state units dropped while training.
         seed: seed for the dropout masks.
-
-    Shapes: `x_t` is `(batch, input_dim)`, `h_{t-1}` and `h_t` are `(batch, units)`.
-
-    Example:
-        >>> import torch
-        >>> cell = SimpleRNNCell(3)
-        >>> h, [state] = cell(torch.ones(2, 5), [torch.zeros(2, 3)])
-        >>> tuple(h.shape)
-        (2, 3)
     """
+
+    gates = 1
 
     def __init__(
         self,
@@ -137,45 +140,38 @@ class SimpleRNNCell(RNNCell):
         self.state_size = self.units
         self.output_size = self.units
 
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.gates * self.units,)
+
+    def bias_init(self):
+        return self.bias_initializer
+
     def build(self, input_shape):
-        input_dim = input_shape[-1]
+        width = self.gates * self.units
         self.kernel = self.add_weight(
             "kernel",
-            (input_dim, self.units),
+            (input_shape[-1], width),
             self.kernel_initializer,
             self.kernel_regularizer,
             self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
             "recurrent_kernel",
-            (self.units, self.units),
+            (self.units, width),
             self.recurrent_initializer,
             self.recurrent_regularizer,
             self.recurrent_constraint,
         )
-        self.bias = (
-            self.add_weight(
+        if self.use_bias:
+            self.bias = self.add_weight(
                 "bias",
-                (self.units,),
-                self.bias_initializer,
+                self.bias_shape(),
+                self.bias_init(),
                 self.bias_regularizer,
                 self.bias_constraint,
             )
-            if self.use_bias
-            else None
-        )
-
-    def call(self, x_t, states, training=False):
-        h_prev = states[0]
-        if self.input_mask is not None:
-            x_t = x_t * self.input_mask
-        if self.state_mask is not None:
-            h_prev = h_prev * self.state_mask
-        z = x_t @ self.kernel + h_prev @ self.recurrent_kernel
-        if self.bias is not None:
-            z = z + self.bias
-        h = self.activation(z)
-        return h, [h]
+        else:
+            self.bias = None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
@@ -199,6 +195,91 @@ class SimpleRNNCell(RNNCell):
         return config
 
 
+def _state_sizes(cell) -> list[int]:
+    sizes = cell.state_size
+    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+
+
+class StackedRNNCells(Layer):
+    """Several cells run as one: at each step, each cell's output is the next cell's input.
+
+    `RNN(StackedRNNCells([LSTMCell(8), LSTMCell(4)]))` is a two-layer LSTM in one loop.
+    The states are the cells' states one after another (flat: `[h1, c1, h2, c2]`).
+
+    Example:
+        >>> import numpy as np
+        >>> from rnnkit.layers import LSTMCell, SimpleRNNCell
+        >>> layer = RNN(StackedRNNCells([SimpleRNNCell(8), LSTMCell(4)]))
+        >>> tuple(layer(np.random.rand(2, 5, 3)).shape)
+        (2, 4)
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        if not cells:
+            raise ValueError("StackedRNNCells needs a non-empty list of cells.")
+        self.cells = torch.nn.ModuleList(cells)
+        self.state_size = [n for cell in cells for n in _state_sizes(cell)]
+        last = cells[-1]
+        self.output_size = getattr(last, "output_size", _state_sizes(last)[0])
+
+    def build(self, input_shape):
+        batch, width = input_shape[0], input_shape[-1]
+        for cell in self.cells:
+            if isinstance(cell, Layer):
+                cell._maybe_build((batch, width))
+            width = getattr(cell, "output_size", _state_sizes(cell)[0])
+
+    def _split(self, states):
+        out, start = [], 0
+        for cell in self.cells:
+            count = len(_state_sizes(cell))
+            out.append(list(states[start : start + count]))
+            start += count
+        return out
+
+    def get_initial_state(self, batch_size, device=None):
+        states = []
+        for cell in self.cells:
+            if hasattr(cell, "get_initial_state"):
+                states.extend(cell.get_initial_state(batch_size, device=device))
+            else:
+                states.extend(torch.zeros(batch_size, n, device=device) for n in _state_sizes(cell))
+        return states
+
+    def start_sequence(self, x_0, states, training):
+        for cell, cell_states in zip(self.cells, self._split(states)):
+            if hasattr(cell, "start_sequence"):
+                cell.start_sequence(x_0, cell_states, training)
+            width = getattr(cell, "output_size", _state_sizes(cell)[0])
+            x_0 = x_0.new_zeros(x_0.shape[0], width)
+
+    def end_sequence(self):
+        for cell in self.cells:
+            if hasattr(cell, "end_sequence"):
+                cell.end_sequence()
+
+    def call(self, x_t, states, training=False):
+        new_states = []
+        for cell, cell_states in zip(self.cells, self._split(states)):
+            x_t, cell_states = cell.call(x_t, cell_states, training=training)
+            new_states.extend(
+                cell_states if isinstance(cell_states, (list, tuple)) else [cell_states]
+            )
+        return x_t, new_states
+
+    def get_config(self):
+        from rnnkit.layers import serialize
+
+        return {**super().get_config(), "cells": [serialize(c) for c in self.cells]}
+
+    @classmethod
+    def from_config(cls, config):
+        from rnnkit.layers import deserialize
+
+        return cls(**dict(config, cells=[deserialize(c) for c in config["cells"]]))
+
+
 def cell_kwargs(cell_class, kwargs: dict) -> dict:
     """Take `cell_class`'s constructor arguments out of a layer's `kwargs`.
 
@@ -206,7 +287,13 @@ def cell_kwargs(cell_class, kwargs: dict) -> dict:
     `dropout` on to its cell, so the layer need not repeat the cell's arguments.
     The cell shares the layer's `dtype` and `trainable`.
     """
-    names = set(inspect.signature(cell_class.__init__).parameters) - {"self", "units", "kwargs"}
+    names = set()
+    for klass in cell_class.__mro__:
+        if klass is Layer:
+            break
+        if "__init__" in klass.__dict__:
+            names |= set(inspect.signature(klass.__init__).parameters)
+    names -= {"self", "units", "kwargs"}
     taken = {key: kwargs.pop(key) for key in list(kwargs) if key in names}
     taken.update(dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True))
     return taken
@@ -407,7 +494,7 @@ class RNN(Layer):
         cell = self.cell
         starts = hasattr(cell, "start_sequence")
         if starts:
-            cell.start_sequence(x[:, 0], states[0], training)
+            cell.start_sequence(x[:, 0], states, training)
         outputs = []
         y = None
         for t in range(x.shape[1]):
@@ -446,6 +533,11 @@ class RNN(Layer):
             from rnnkit.layers import serialize
 
             config["cell"] = serialize(self.cell)
+        else:  # SimpleRNN, LSTM, GRU: the cell's arguments sit beside the loop's, as in Keras
+            cell_config = self.cell.get_config()
+            for key in ("name", "trainable", "dtype", "batch_input_shape", "activity_regularizer"):
+                cell_config.pop(key, None)
+            config.update(cell_config)
         return config
 
     @classmethod
@@ -468,58 +560,3 @@ def _check_mask(layer, mask, x) -> torch.Tensor:
             f"{shape_str(tuple(mask.shape))}."
         )
     return mask.bool()
-
-
-class SimpleRNN(RNN):
-    """A fully connected RNN layer: `SimpleRNNCell` run over time.
-
-    Each step computes `h_t = activation(x_t W + h_{t-1} U + b)` and the layer
-    returns the last `h_T` (or all of them with `return_sequences=True`).
-
-    Args:
-        units: size of the hidden state.
-        return_sequences, return_state, go_backwards, stateful, unroll: how the
-            loop runs (see `RNN`).
-        **kwargs: the cell's arguments (see `SimpleRNNCell`: `activation`,
-            `use_bias`, initializers, regularizers, constraints, `dropout`,
-            `recurrent_dropout`, `seed`) and the layer's (`name`,
-            `activity_regularizer`, `input_shape`, ...), as in Keras.
-
-    The cell is `layer.cell`. Weights (`get_weights()` order): kernel
-    `(input_dim, units)`, recurrent_kernel `(units, units)`, bias `(units,)`.
-
-    Example:
-        >>> import numpy as np
-        >>> rnn = SimpleRNN(4, activation="relu", return_sequences=True)
-        >>> tuple(rnn(np.random.rand(32, 10, 8)).shape)
-        (32, 10, 4)
-    """
-
-    def __init__(
-        self,
-        units,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
-        cell = SimpleRNNCell(units, name="simple_rnn_cell", **cell_kwargs(SimpleRNNCell, kwargs))
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            **kwargs,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        cell_config = self.cell.get_config()
-        for key in ("name", "trainable", "dtype", "batch_input_shape"):
-            cell_config.pop(key, None)
-        config.update(cell_config)
-        return config

@@ -1,0 +1,193 @@
+"""`Bidirectional`: read the sequence both ways and merge what the two passes saw."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnkit.layers._base import Layer
+from rnnkit.layers._rnn import RNN
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class Bidirectional(Layer):
+    """Runs a recurrent layer forwards and a copy of it backwards, then merges the outputs.
+
+    At step t the merged output sees the whole sequence: the forward pass
+    summarises `x_1..x_t`, the backward pass `x_t..x_T`. The backward outputs
+    are flipped back into time order before merging.
+
+    Args:
+        layer: the recurrent layer to run forwards, e.g. `LSTM(64, return_sequences=True)`.
+            It is copied (as `forward_<name>`), not used itself.
+        merge_mode: `'concat'` (default, features doubled), `'sum'`, `'mul'`,
+            `'ave'`, or `None` to return `[forward, backward]`.
+        backward_layer: the layer for the backward pass; by default a copy of
+            `layer` with `go_backwards=True` (named `backward_<name>`).
+
+    With `return_state=True` the result is `[output, *forward_states, *backward_states]`.
+    `initial_state` takes the forward states then the backward ones.
+
+    Example:
+        >>> import numpy as np
+        >>> from rnnkit.layers import LSTM
+        >>> layer = Bidirectional(LSTM(8, return_sequences=True))
+        >>> tuple(layer(np.random.rand(2, 5, 3)).shape)
+        (2, 5, 16)
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, weights=None, **kwargs):
+        from rnnkit.layers import deserialize, serialize
+
+        if not isinstance(layer, RNN):
+            raise TypeError(
+                "Bidirectional wraps a recurrent layer such as LSTM(32) or SimpleRNN(8); got "
+                f"{layer!r}."
+            )
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                f"Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None; "
+                f"got {merge_mode!r}."
+            )
+        super().__init__(**kwargs)
+        config = serialize(layer)
+        config["config"]["name"] = "forward_" + layer.name.removeprefix("forward_")
+        self.forward_layer = deserialize(config)
+        if backward_layer is None:
+            config = serialize(layer)
+            config["config"].update(
+                go_backwards=not layer.go_backwards,
+                name="backward_" + layer.name.removeprefix("backward_"),
+            )
+            backward_layer = deserialize(config)
+        elif not isinstance(backward_layer, RNN):
+            raise TypeError(
+                f"Bidirectional: backward_layer must be a recurrent layer; got {backward_layer!r}."
+            )
+        self.backward_layer = backward_layer
+        self._check_pair()
+        for direction in (self.forward_layer, self.backward_layer):
+            # Keras zeroes the outputs of padded steps on both passes, so they merge cleanly.
+            direction.zero_output_for_mask = direction.return_sequences
+        self.merge_mode = merge_mode
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.stateful = layer.stateful
+        self._initial_weights = weights
+
+    def _check_pair(self):
+        forward, backward = self.forward_layer, self.backward_layer
+        if forward.go_backwards == backward.go_backwards:
+            raise ValueError(
+                "Bidirectional: the backward layer must read in the other direction; both have "
+                f"go_backwards={forward.go_backwards}. Create it with go_backwards=True."
+            )
+        for attr in ("stateful", "return_sequences", "return_state"):
+            if getattr(forward, attr) != getattr(backward, attr):
+                raise ValueError(
+                    f"Bidirectional: forward and backward layers need the same {attr}; got "
+                    f"{getattr(forward, attr)} and {getattr(backward, attr)}."
+                )
+
+    def check_input_shape(self, shape):
+        self.forward_layer.check_input_shape(shape)
+
+    def build(self, input_shape):
+        self.forward_layer._maybe_build(input_shape)
+        self.backward_layer._maybe_build(input_shape)
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def call(self, inputs, initial_state=None, mask=None, training=False):
+        forward_state = backward_state = None
+        if initial_state is not None:
+            half = len(initial_state) // 2
+            forward_state, backward_state = initial_state[:half], initial_state[half:]
+        y = self.forward_layer(inputs, initial_state=forward_state, mask=mask, training=training)
+        y_rev = self.backward_layer(
+            inputs, initial_state=backward_state, mask=mask, training=training
+        )
+        states = []
+        if self.return_state:
+            states = [*y[1:], *y_rev[1:]]
+            y, y_rev = y[0], y_rev[0]
+        if self.return_sequences:
+            y_rev = y_rev.flip(1)  # back into time order
+        output = _merge(self.merge_mode, y, y_rev)
+        if self.return_state:
+            return [*output, *states] if self.merge_mode is None else [output, *states]
+        return output
+
+    def compute_output_shape(self, input_shape, initial_state=None):
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.return_state:
+            shape, states = shape[0], list(shape[1:])
+        if self.merge_mode == "concat":
+            shape = (*shape[:-1], shape[-1] * 2)
+        outputs = [shape, shape] if self.merge_mode is None else [shape]
+        if self.return_state:
+            return outputs + states + states
+        return outputs if self.merge_mode is None else shape
+
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        outputs = [output_mask, output_mask] if self.merge_mode is None else [output_mask]
+        if self.return_state:
+            return outputs + [None] * (2 * len(self.forward_layer.state_sizes))
+        return outputs if self.merge_mode is None else output_mask
+
+    @property
+    def states(self):
+        if self.forward_layer.states is None or self.backward_layer.states is None:
+            return None
+        return [*self.forward_layer.states, *self.backward_layer.states]
+
+    def reset_states(self, states=None):
+        """Forget (or set) the carried states of both directions: forward's, then backward's."""
+        if not self.stateful:
+            raise ValueError(f"Bidirectional '{self.name}' is not stateful; nothing to reset.")
+        if states is None:
+            self.forward_layer.reset_states()
+            self.backward_layer.reset_states()
+            return
+        half = len(states) // 2
+        self.forward_layer.reset_states(states[:half])
+        self.backward_layer.reset_states(states[half:])
+
+    reset_state = reset_states
+
+    def get_config(self):
+        from rnnkit.layers import serialize
+
+        config = super().get_config()
+        config.update(
+            merge_mode=self.merge_mode,
+            layer=serialize(self.forward_layer),
+            backward_layer=serialize(self.backward_layer),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from rnnkit.layers import deserialize
+
+        config = dict(config, layer=deserialize(config["layer"]))
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = deserialize(config["backward_layer"])
+        return cls(**config)
+
+
+def _merge(mode, y, y_rev):
+    if mode == "concat":
+        return torch.cat([y, y_rev], dim=-1)
+    if mode == "sum":
+        return y + y_rev
+    if mode == "mul":
+        return y * y_rev
+    if mode == "ave":
+        return (y + y_rev) / 2
+    return [y, y_rev]

@@ -1,0 +1,130 @@
+"""GRU: an update gate blends the old state with a candidate, with fewer weights than an LSTM."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnkit import activations
+from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
+
+
+class GRUCell(DenseRNNCell):
+    """One step of a Gated Recurrent Unit (Keras' form, `reset_after=True` by default):
+
+        z = σ(x_t W_z + b_z + h_{t-1} U_z + b'_z)          update gate
+        r = σ(x_t W_r + b_r + h_{t-1} U_r + b'_r)          reset gate
+        ĥ = tanh(x_t W_h + b_h + r * (h_{t-1} U_h + b'_h))  candidate
+        h_t = z * h_{t-1} + (1 - z) * ĥ
+
+    With `reset_after=False` the reset gate is applied before the product,
+    `ĥ = tanh(x_t W_h + (r * h_{t-1}) U_h + b_h)`, and there is one bias.
+    Blocks are in Keras' order z, r, h: kernel `(input_dim, 3*units)`,
+    recurrent_kernel `(units, 3*units)`, bias `(2, 3*units)` (input and
+    recurrent biases) or `(3*units,)` when `reset_after=False`.
+
+    Args:
+        units, activation, use_bias, initializers, regularizers, constraints,
+        dropout, recurrent_dropout, seed: as for `DenseRNNCell`.
+        recurrent_activation: the gates' squashing function (`'sigmoid'`).
+        reset_after: apply the reset gate after the recurrent product (the
+            cuDNN / `torch.nn.GRU` form) or before it (the original paper's).
+
+    Example:
+        >>> import torch
+        >>> h, _ = GRUCell(3)(torch.ones(2, 5), [torch.zeros(2, 3)])
+        >>> tuple(h.shape)
+        (2, 3)
+    """
+
+    gates = 3
+
+    def __init__(self, units, recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.reset_after = bool(reset_after)
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def call(self, x_t, states, training=False):
+        h_prev = states[0]
+        x_t, h_in = self.drop(x_t, h_prev)
+        sigma, units = self.recurrent_activation, self.units
+        x_proj = x_t @ self.kernel  # (B, 3U)
+        b_in, b_rec = self._biases()
+        if b_in is not None:
+            x_proj = x_proj + b_in
+        x_z, x_r, x_h = x_proj.chunk(3, dim=-1)
+        if self.reset_after:
+            h_proj = h_in @ self.recurrent_kernel  # (B, 3U)
+            if b_rec is not None:
+                h_proj = h_proj + b_rec
+            h_z, h_r, h_h = h_proj.chunk(3, dim=-1)
+            z, r = sigma(x_z + h_z), sigma(x_r + h_r)
+            candidate = self.activation(x_h + r * h_h)
+        else:
+            h_zr = h_in @ self.recurrent_kernel[:, : 2 * units]  # (B, 2U)
+            h_z, h_r = h_zr.chunk(2, dim=-1)
+            z, r = sigma(x_z + h_z), sigma(x_r + h_r)
+            candidate = self.activation(x_h + (r * h_in) @ self.recurrent_kernel[:, 2 * units :])
+        h = z * h_prev + (1 - z) * candidate
+        return h, [h]
+
+    def _biases(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(input bias, recurrent bias); the recurrent one exists only with reset_after."""
+        if self.bias is None:
+            return None, None
+        if self.reset_after:
+            return self.bias[0], self.bias[1]
+        return self.bias, None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            recurrent_activation=activations.serialize(self.recurrent_activation),
+            reset_after=self.reset_after,
+        )
+        return config
+
+
+class GRU(RNN):
+    """Gated Recurrent Unit layer: `GRUCell` run over time (Keras' `GRU`).
+
+    Args:
+        units: size of the hidden state.
+        return_sequences, return_state, go_backwards, stateful, unroll: how the
+            loop runs (see `RNN`).
+        **kwargs: the cell's arguments (see `GRUCell`, including `reset_after`)
+            and the layer's.
+
+    Weights (`get_weights()` order): kernel `(input_dim, 3*units)`, recurrent_kernel
+    `(units, 3*units)`, bias `(2, 3*units)` (or `(3*units,)` with `reset_after=False`).
+
+    Example:
+        >>> import numpy as np
+        >>> tuple(GRU(8, return_sequences=True)(np.random.rand(4, 10, 3)).shape)
+        (4, 10, 8)
+    """
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        kwargs.pop("use_cudnn", None)  # Keras' backend switch; rnnkit picks its own kernels
+        kwargs.pop("implementation", None)
+        cell = GRUCell(units, name="gru_cell", **cell_kwargs(GRUCell, kwargs))
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )

@@ -1,0 +1,123 @@
+"""LSTM: a cell state `c_t` that gates let through, so memories last longer than in a SimpleRNN."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnkit import activations
+from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
+
+
+class LSTMCell(DenseRNNCell):
+    """One step of a Long Short-Term Memory network:
+
+        i = σ(x_t W_i + h_{t-1} U_i + b_i)        input gate
+        f = σ(x_t W_f + h_{t-1} U_f + b_f)        forget gate
+        g = tanh(x_t W_c + h_{t-1} U_c + b_c)     candidate
+        o = σ(x_t W_o + h_{t-1} U_o + b_o)        output gate
+        c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(c_t)
+
+    `σ` is `recurrent_activation` (sigmoid), `tanh` is `activation`. The gate
+    blocks sit side by side in Keras' order i, f, c, o: kernel `(input_dim, 4*units)`,
+    recurrent_kernel `(units, 4*units)`, bias `(4*units,)`. States are `[h, c]`.
+
+    Args:
+        units, activation, use_bias, initializers, regularizers, constraints,
+        dropout, recurrent_dropout, seed: as for `DenseRNNCell`.
+        recurrent_activation: the gates' squashing function (`'sigmoid'`).
+        unit_forget_bias: start the forget gate's bias at 1 (remember by default).
+
+    Example:
+        >>> import torch
+        >>> cell = LSTMCell(3)
+        >>> h, (h_state, c_state) = cell(torch.ones(2, 5), [torch.zeros(2, 3)] * 2)
+        >>> tuple(c_state.shape)
+        (2, 3)
+    """
+
+    gates = 4
+
+    def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.state_size = [self.units, self.units]
+
+    def bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base, units = self.bias_initializer, self.units
+
+        def forget_gate_starts_at_one(shape, dtype=torch.float32):
+            return torch.cat(
+                [
+                    base((units,), dtype=dtype),
+                    torch.ones(units, dtype=dtype),
+                    base((2 * units,), dtype=dtype),
+                ]
+            )
+
+        return forget_gate_starts_at_one
+
+    def call(self, x_t, states, training=False):
+        h_prev, c_prev = states
+        x_t, h_in = self.drop(x_t, h_prev)
+        z = x_t @ self.kernel + h_in @ self.recurrent_kernel
+        if self.bias is not None:
+            z = z + self.bias
+        i, f, g, o = z.chunk(4, dim=-1)
+        sigma, tanh = self.recurrent_activation, self.activation
+        c = sigma(f) * c_prev + sigma(i) * tanh(g)
+        h = sigma(o) * tanh(c)
+        return h, [h, c]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            recurrent_activation=activations.serialize(self.recurrent_activation),
+            unit_forget_bias=self.unit_forget_bias,
+        )
+        return config
+
+
+class LSTM(RNN):
+    """Long Short-Term Memory layer: `LSTMCell` run over time (Keras' `LSTM`).
+
+    Args:
+        units: size of the hidden and cell states.
+        return_sequences, return_state, go_backwards, stateful, unroll: how the
+            loop runs (see `RNN`); `return_state=True` returns `[output, h, c]`.
+        **kwargs: the cell's arguments (see `LSTMCell`) and the layer's.
+
+    Weights (`get_weights()` order): kernel `(input_dim, 4*units)`,
+    recurrent_kernel `(units, 4*units)`, bias `(4*units,)`, gates in order i, f, c, o.
+
+    Example:
+        >>> import numpy as np
+        >>> tuple(LSTM(8)(np.random.rand(4, 10, 3)).shape)
+        (4, 8)
+    """
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        kwargs.pop("use_cudnn", None)  # Keras' backend switch; rnnkit picks its own kernels
+        kwargs.pop("implementation", None)
+        cell = LSTMCell(units, name="lstm_cell", **cell_kwargs(LSTMCell, kwargs))
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )

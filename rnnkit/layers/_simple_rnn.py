@@ -1,0 +1,83 @@
+"""SimpleRNN: the recurrence of the notes, `h_t = tanh(x_t W + h_{t-1} U + b)`."""
+
+from __future__ import annotations
+
+from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
+
+
+class SimpleRNNCell(DenseRNNCell):
+    """One step of a fully connected RNN:
+
+        h_t = activation(x_t W + h_{t-1} U + b)
+
+    with `W = kernel` `(input_dim, units)`, `U = recurrent_kernel` `(units, units)`
+    and `b = bias` `(units,)`; the output is `h_t` itself. Arguments are those of
+    `DenseRNNCell` (units, activation, initializers, regularizers, constraints,
+    dropout, recurrent_dropout, seed).
+
+    Shapes: `x_t` is `(batch, input_dim)`, `h_{t-1}` and `h_t` are `(batch, units)`.
+
+    Example:
+        >>> import torch
+        >>> cell = SimpleRNNCell(3)
+        >>> h, [state] = cell(torch.ones(2, 5), [torch.zeros(2, 3)])
+        >>> tuple(h.shape)
+        (2, 3)
+    """
+
+    gates = 1
+
+    def call(self, x_t, states, training=False):
+        x_t, h_prev = self.drop(x_t, states[0])
+        z = x_t @ self.kernel + h_prev @ self.recurrent_kernel
+        if self.bias is not None:
+            z = z + self.bias
+        h = self.activation(z)
+        return h, [h]
+
+
+class SimpleRNN(RNN):
+    """A fully connected RNN layer: `SimpleRNNCell` run over time.
+
+    Each step computes `h_t = activation(x_t W + h_{t-1} U + b)` and the layer
+    returns the last `h_T` (or all of them with `return_sequences=True`).
+
+    Args:
+        units: size of the hidden state.
+        return_sequences, return_state, go_backwards, stateful, unroll: how the
+            loop runs (see `RNN`).
+        **kwargs: the cell's arguments (see `SimpleRNNCell`: `activation`,
+            `use_bias`, initializers, regularizers, constraints, `dropout`,
+            `recurrent_dropout`, `seed`) and the layer's (`name`,
+            `activity_regularizer`, `input_shape`, ...), as in Keras.
+
+    The cell is `layer.cell`. Weights (`get_weights()` order): kernel
+    `(input_dim, units)`, recurrent_kernel `(units, units)`, bias `(units,)`.
+
+    Example:
+        >>> import numpy as np
+        >>> rnn = SimpleRNN(4, activation="relu", return_sequences=True)
+        >>> tuple(rnn(np.random.rand(32, 10, 8)).shape)
+        (32, 10, 4)
+    """
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        cell = SimpleRNNCell(units, name="simple_rnn_cell", **cell_kwargs(SimpleRNNCell, kwargs))
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )
