@@ -20,6 +20,7 @@ from rnnkit import _tree
 from rnnkit.layers._base import Layer, shape_str, to_tensor, unique_name
 from rnnkit.layers._graph import Node, SymbolicTensor
 from rnnkit.layers._input import InputLayer
+from rnnkit.saving import load_weights, save_model, save_weights
 from rnnkit.training import compile_model, evaluate_model, fit_model
 
 
@@ -111,6 +112,23 @@ class Model(Layer):
     @property
     def output_shape(self):
         return _tree.map_structure(lambda t: t.shape, self._output_struct) if self.outputs else None
+
+    def reset_states(self) -> None:
+        """Zero the carried state of every stateful layer (Keras 2's `model.reset_states()`).
+
+        Call it between independent streams, e.g. after each epoch or before
+        predicting a new series with a `stateful=True` model.
+        """
+        for module in self.modules():
+            if (
+                module is not self
+                and getattr(module, "stateful", False)
+                and hasattr(module, "reset_states")
+                and not isinstance(module, Model)
+            ):
+                module.reset_states()
+
+    reset_state = reset_states
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """A layer by `name` or by position `index` in `model.layers`."""
@@ -217,6 +235,9 @@ class Model(Layer):
     compile = compile_model
     fit = fit_model
     evaluate = evaluate_model
+    save = save_model
+    save_weights = save_weights
+    load_weights = load_weights
 
     # ---------------------------------------------------------------- predict
     def predict(self, x, batch_size=32, verbose=0, steps=None):
