@@ -7,10 +7,21 @@ model = Sequential([SimpleRNN(3, input_shape=(4, 5)), Dense(1, activation="sigmo
 model.summary()
 """
 
-from rnnkit import layers, models, utils
+from rnnkit import layers, models, saving, utils
 from rnnkit.layers import Input
 from rnnkit.models import Model, Sequential
+from rnnkit.saving import load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Input", "Model", "Sequential", "layers", "models", "utils", "__version__"]
+__all__ = [
+    "Input",
+    "Model",
+    "Sequential",
+    "layers",
+    "load_model",
+    "models",
+    "saving",
+    "utils",
+    "__version__",
+]

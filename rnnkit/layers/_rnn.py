@@ -12,6 +12,7 @@ one cell call per step. Faster paths must agree with it.
 from __future__ import annotations
 
 import inspect
+import logging
 
 import torch
 
@@ -195,6 +196,9 @@ class DenseRNNCell(RNNCell):
         return config
 
 
+logger = logging.getLogger("rnnkit")
+
+
 def _state_sizes(cell) -> list[int]:
     sizes = cell.state_size
     return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
@@ -262,7 +266,7 @@ class StackedRNNCells(Layer):
     def call(self, x_t, states, training=False):
         new_states = []
         for cell, cell_states in zip(self.cells, self._split(states)):
-            x_t, cell_states = cell.call(x_t, cell_states, training=training)
+            x_t, cell_states = cell.call(x_t, cell_states, **_training_kwarg(cell, training))
             new_states.extend(
                 cell_states if isinstance(cell_states, (list, tuple)) else [cell_states]
             )
@@ -278,6 +282,14 @@ class StackedRNNCells(Layer):
         from rnnkit.layers import deserialize
 
         return cls(**dict(config, cells=[deserialize(c) for c in config["cells"]]))
+
+
+def _training_kwarg(cell, training) -> dict:
+    """`{"training": training}` if the cell's `call` takes it; a custom cell's
+    `call(x_t, states)` need not."""
+    params = inspect.signature(cell.call).parameters
+    takes = "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return {"training": training} if takes else {}
 
 
 def cell_kwargs(cell_class, kwargs: dict) -> dict:
@@ -347,6 +359,8 @@ class RNN(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):  # RNN([cell_1, cell_2]) stacks them, as in Keras
+            cell = StackedRNNCells(cell)
         if not hasattr(cell, "state_size") or not hasattr(cell, "call"):
             raise TypeError(
                 f"RNN needs a cell with a state_size attribute and a call(x_t, states) method; "
@@ -495,10 +509,27 @@ class RNN(Layer):
         starts = hasattr(cell, "start_sequence")
         if starts:
             cell.start_sequence(x[:, 0], states, training)
+        fused, why = self.choose_path(training)
+        self._log_path(why)
+        recur = fused or self._reference_loop
+        sequence, y, states = recur(x, states, mask, training)
+        if starts:
+            cell.end_sequence()
+        if self.stateful:
+            self.states = [s.detach() for s in states]
+        output = sequence if self.return_sequences else y
+        if self.return_state:
+            return [output, *states]
+        return output
+
+    def _reference_loop(self, x, states, mask, training):
+        """The source of truth: one cell call per step. Returns (sequence, last output, states)."""
+        cell = self.cell
+        step_kwargs = _training_kwarg(cell, training)
         outputs = []
         y = None
         for t in range(x.shape[1]):
-            y_t, new_states = cell.call(x[:, t], states, training=training)
+            y_t, new_states = cell.call(x[:, t], states, **step_kwargs)
             if not isinstance(new_states, (list, tuple)):
                 new_states = [new_states]
             if mask is not None:
@@ -509,14 +540,28 @@ class RNN(Layer):
             y, states = y_t, list(new_states)
             if self.return_sequences:
                 outputs.append(y)
-        if starts:
-            cell.end_sequence()
-        if self.stateful:
-            self.states = [s.detach() for s in states]
-        output = torch.stack(outputs, dim=1) if self.return_sequences else y  # (B, T, units)
-        if self.return_state:
-            return [output, *states]
-        return output
+        sequence = torch.stack(outputs, dim=1) if self.return_sequences else None  # (B, T, units)
+        return sequence, y, states
+
+    # -------------------------------------------------------------- paths
+    use_fused = True  # set False on a layer (or the class) to force the reference loop
+
+    def choose_path(self, training: bool):
+        """`(fused recurrence or None, why)`: the implementation this call will use."""
+        if not self.use_fused:
+            return None, "reference loop (use_fused=False)"
+        return None, f"reference loop (no fused kernel for {type(self.cell).__name__})"
+
+    @property
+    def kernel_path(self) -> str:
+        """Which implementation runs when training, and why, e.g. 'fused ...' or 'reference loop
+        (recurrent_dropout needs per-step masks)'."""
+        return self.choose_path(training=True)[1]
+
+    def _log_path(self, why: str) -> None:
+        if why != getattr(self, "_logged_path", None):
+            self._logged_path = why
+            logger.debug("%s '%s' runs the %s", type(self).__name__, self.name, why)
 
     # ------------------------------------------------------------- config
     def get_config(self):

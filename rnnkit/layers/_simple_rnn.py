@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+
+from rnnkit import activations
+from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states
 from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
 
 
@@ -81,3 +85,38 @@ class SimpleRNN(RNN):
             unroll=unroll,
             **kwargs,
         )
+
+    def choose_path(self, training):
+        if not self.use_fused:
+            return None, "reference loop (use_fused=False)"
+        cell = self.cell
+        if type(cell) is not SimpleRNNCell:
+            return None, f"reference loop (custom cell {type(cell).__name__})"
+        name = activations.serialize(cell.activation)
+        if name not in ACTIVATIONS:
+            return None, (
+                f"reference loop (activation {name!r} has no fused derivative; fused: "
+                f"{', '.join(ACTIVATIONS)})"
+            )
+        if training and cell.recurrent_dropout:
+            return None, "reference loop (recurrent_dropout needs the state masked inside the loop)"
+        return self._fused_recurrence, "fused SimpleRNN recurrence (hand-written backward)"
+
+    def _fused_recurrence(self, x, states, mask, training):
+        """Same results as the reference loop: one GEMM for `x W + b`, then the fused loop."""
+        cell = self.cell
+        if cell.input_mask is not None:
+            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        xw = x @ cell.kernel  # (B, T, H)
+        if cell.bias is not None:
+            xw = xw + cell.bias
+        h = simple_rnn_states(
+            xw, states[0], cell.recurrent_kernel, mask, activations.serialize(cell.activation)
+        )  # (B, T, H)
+        outputs = h
+        if mask is not None:
+            # Masked steps repeat the last output (zeros before the first real step), or are
+            # zeros with zero_output_for_mask; the state is held either way.
+            shown = mask if self.zero_output_for_mask else mask.cummax(dim=1).values
+            outputs = torch.where(shown.unsqueeze(-1), h, torch.zeros_like(h))
+        return outputs, outputs[:, -1], [h[:, -1]]

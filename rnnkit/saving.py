@@ -1,0 +1,746 @@
+"""Saving and loading: whole models, weights alone, and training checkpoints.
+
+    model.save("model.rnnkit")                    # architecture, weights, compile settings
+    model = rnnkit.load_model("model.rnnkit")     # predicts, or fits on from where it stopped
+    model.save_weights("model.weights.h5")        # weights only
+    model.load_weights("model.weights.h5")        # into a model built like the saved one
+
+The files are rnnkit's own format, not Keras'. Any file name works, including Keras'
+spellings ("model.keras", "x.weights.h5") so that Keras code runs with only its import
+changed, but the content is rnnkit's: Keras cannot read these files and rnnkit cannot read
+Keras'. A model file is a zip archive:
+
+    rnnkit.json            {"format": "rnnkit.model", "format_version": 1,
+                            "rnnkit_version": ..., "torch_version": ...}
+    config.json            layers.serialize(model): the architecture
+    model.safetensors      the weights in model.weights order, keyed by index and path:
+                           "0000:simple_rnn/simple_rnn_cell/kernel", ...
+    compile.json           optimizer, loss and metrics given to compile()    (if compiled)
+    optimizer.safetensors  the optimizer's tensors (Adam's moments, ...)    (if trained)
+    optimizer.json         iterations, learning rate, param groups, other optimizer state
+
+A weights file (`save_weights`) is one safetensors file with the keys of model.safetensors
+and the metadata `{"format": "rnnkit.weights", "format_version": "1", ...}`; its suffix
+does not matter, so ".weights.h5" holds safetensors too. A training checkpoint
+(`save_checkpoint`, for BackupAndRestore) is an archive with format "rnnkit.checkpoint":
+the weights, the optimizer files, `rng.safetensors` and `checkpoint.json` (epoch, extra,
+the random number generators' states).
+
+Loading runs no code from the file: json and safetensors parse it, never pickle or
+torch.load. Saving writes a temporary file beside the target, flushes it to disk and
+renames it over the target, so an error or a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import random
+import secrets
+import warnings
+import zipfile
+import zlib
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+
+from rnnkit import layers, losses, metrics, optimizers
+from rnnkit.layers._base import Layer, shape_str
+
+FORMAT_VERSION = 1  # raised only when readers of the older version could not read the files
+MANIFEST = "rnnkit.json"
+MODEL_FORMAT = "rnnkit.model"
+WEIGHTS_FORMAT = "rnnkit.weights"
+CHECKPOINT_FORMAT = "rnnkit.checkpoint"
+_READER_OF = {
+    MODEL_FORMAT: "rnnkit.load_model(path)",
+    WEIGHTS_FORMAT: "model.load_weights(path)",
+    CHECKPOINT_FORMAT: "load_checkpoint(model, path)",
+}
+
+
+# ------------------------------------------------------------------------------- models
+
+
+def save_model(model, filepath, overwrite=True) -> None:
+    """Save a model's architecture, weights and, if compiled, how it trains, to one file.
+
+    Args:
+        model: a `Sequential` or functional `Model` (or a class of yours with
+            get_config/from_config, loaded with `custom_objects=`).
+        filepath: the file to write; any name ("model.rnnkit", "model.keras"), rnnkit's format.
+        overwrite: replace an existing file (default); False raises FileExistsError instead.
+
+    A compiled model also keeps its optimizer, loss and metrics, and the optimizer's state
+    once it has trained, so that `load_model(...).fit(...)` continues exactly.
+
+    Example:
+        >>> import os, tempfile
+        >>> from rnnkit import Sequential, load_model
+        >>> from rnnkit.layers import Dense
+        >>> model = Sequential([Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.rnnkit")
+        >>> model.save(path)
+        >>> [w.shape for w in load_model(path).get_weights()]
+        [(3, 2), (2,)]
+    """
+    config = _to_json(layers.serialize(model), f"model '{model.name}': get_config()")
+    compile_config = _compile_config(model) if getattr(model, "compiled", False) else None
+    with _zip_writer(filepath, overwrite) as archive:
+        archive.writestr(MANIFEST, _manifest(MODEL_FORMAT))
+        archive.writestr("config.json", config)
+        _write_tensors(archive, "model.safetensors", _weight_tensors(model))
+        if compile_config is not None:
+            archive.writestr("compile.json", compile_config)
+            if model.optimizer.built:
+                _write_optimizer(archive, model.optimizer)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuild a model that `save_model` (or `model.save`) wrote.
+
+    Args:
+        filepath: the file `model.save(...)` wrote.
+        custom_objects: `{"ClassName": cls, "function_name": fn}` for layers, losses,
+            metrics or optimizers of your own.
+        compile: compile the model as it was saved and restore the optimizer's state;
+            False returns an uncompiled model.
+        safe_mode: accepted for Keras compatibility; loading never runs code from the file.
+
+    Example:
+        >>> import os, tempfile
+        >>> from rnnkit import Sequential
+        >>> from rnnkit.layers import Dense
+        >>> model = Sequential([Dense(1, input_shape=(2,))])
+        >>> model.compile(optimizer="adam", loss="mse")
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+        >>> model.save(path)
+        >>> load_model(path).loss
+        MeanSquaredError(name='mse')
+    """
+    del safe_mode
+    path, members = _read_archive(filepath, (MODEL_FORMAT,))
+    config = _json_member(path, members, "config.json")
+    try:
+        model = _deserialize_model(config, custom_objects or {})
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ValueError(f"'{path}': cannot rebuild the model from config.json: {err}") from err
+    weights = _tensors_member(path, members, "model.safetensors")
+    if model.built or weights:  # an unbuilt model was saved without weights
+        _assign_weights(model, weights, f"'{path}'")
+    if compile and "compile.json" in members:
+        _restore_compile(model, path, members, custom_objects or {})
+    return model
+
+
+def _deserialize_model(config, custom_objects: dict):
+    """`layers.deserialize`, except that a model's from_config gets `custom_objects` too.
+
+    `layers.deserialize` calls `from_config(config)`, so the layers inside a Sequential or
+    functional model would not find classes of the user's; the models' from_config takes
+    custom_objects for exactly that.
+    """
+    from rnnkit import models  # here: rnnkit.models imports this module
+
+    name = config.get("class_name") if isinstance(config, dict) else None
+    classes = {"Sequential": models.Sequential, "Functional": models.Functional}
+    cls = custom_objects.get(name) or classes.get(name)
+    if cls is not None and "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(dict(config.get("config", {})), custom_objects)
+    return layers.deserialize(config, custom_objects)
+
+
+# ------------------------------------------------------------------------------ weights
+
+
+def save_weights(model, filepath, overwrite=True) -> None:
+    """Save only the weights, as one safetensors file (whatever the suffix, ".weights.h5" too).
+
+    Keys are `"0000:simple_rnn/simple_rnn_cell/kernel"`: the index in `model.weights`, then
+    the weight's path. `safetensors.torch.load_file(filepath)` reads the file anywhere.
+    """
+    _require_built(model, "save its weights")
+    metadata = {**_manifest_dict(WEIGHTS_FORMAT), "format_version": str(FORMAT_VERSION)}
+    data = safetensors.torch.save(_weight_tensors(model), metadata=metadata)
+    with _atomic_file(filepath, overwrite) as f:
+        f.write(data)
+
+
+def load_weights(model, filepath) -> None:
+    """Load weights from `save_weights`, or from a model file of `save_model`, by order.
+
+    The model must be built and have as many weights of the same shapes as the file, in
+    the same order; names are not compared, so the layers may be named differently.
+    """
+    path = _existing_file(filepath)
+    _require_built(model, f"load the weights of '{path}'")
+    if zipfile.is_zipfile(path):
+        _, members = _read_archive(path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
+        weights = _tensors_member(path, members, "model.safetensors")
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+        if not _looks_like_safetensors(data):
+            raise ValueError(
+                f"'{path}' is neither an rnnkit weights file (from model.save_weights) nor an "
+                f"rnnkit model file (from model.save). {_what_it_looks_like(data) or ''}".strip()
+            )
+        weights, metadata = _parse_safetensors(data, f"'{path}'")
+        if metadata.get("format") != WEIGHTS_FORMAT:
+            raise ValueError(
+                f"'{path}' is a safetensors file, but not one rnnkit wrote (its metadata has "
+                f"format {metadata.get('format')!r}, not {WEIGHTS_FORMAT!r}). Load weights of "
+                "another origin with model.set_weights([...]) in model.weights order."
+            )
+        _check_version(f"'{path}'", metadata.get("format_version"), metadata)
+    _assign_weights(model, weights, f"'{path}'")
+
+
+def _weight_names(model) -> list[str]:
+    """Keras-style paths, `simple_rnn/simple_rnn_cell/kernel`, in `model.weights` order."""
+    names = []
+    for dotted, _ in model.named_parameters():
+        *parents, leaf = dotted.split(".")
+        module, path = model, []
+        for part in parents:
+            module = module.get_submodule(part)
+            if isinstance(module, Layer):
+                path.append(module.name)
+        names.append("/".join([*path, leaf]))
+    return names
+
+
+def _weight_tensors(model) -> dict[str, torch.Tensor]:
+    return {
+        f"{i:04d}:{name}": weight.detach().cpu().contiguous()
+        for i, (name, weight) in enumerate(zip(_weight_names(model), model.weights))
+    }
+
+
+def _assign_weights(model, tensors: dict, where: str) -> None:
+    """Check count and shapes against `model.weights`, then copy the tensors in by index."""
+    _require_built(model, f"load the weights of {where}")
+    saved = _in_order(tensors, where)
+    own, names = model.weights, _weight_names(model)
+    fix = (
+        " The file was saved from another architecture: build the model with the same "
+        "layers, units and input features as the saved one."
+    )
+    if len(saved) != len(own):
+        raise ValueError(
+            f"{where} holds {len(saved)} weight(s), but model '{model.name}' has {len(own)}." + fix
+        )
+    wrong = [
+        f"weight {i} is {shape_str(tuple(value.shape))} in the file ({name}) but "
+        f"{shape_str(tuple(param.shape))} in the model ({names[i]})"
+        for i, ((name, value), param) in enumerate(zip(saved, own))
+        if tuple(value.shape) != tuple(param.shape)
+    ]
+    if wrong:
+        raise ValueError(f"{where} does not fit model '{model.name}': {'; '.join(wrong)}." + fix)
+    with torch.no_grad():
+        for param, (_, value) in zip(own, saved):
+            param.copy_(value.to(param.dtype))
+
+
+def _in_order(tensors: dict, where: str) -> list[tuple[str, torch.Tensor]]:
+    """`{"0001:b": t1, "0000:a": t0}` -> `[("a", t0), ("b", t1)]`."""
+    indexed = {}
+    for key, value in tensors.items():
+        index, colon, name = key.partition(":")
+        if not colon or not index.isdigit():
+            raise ValueError(
+                f"{where}: tensor {key!r} is not named 'index:path' as rnnkit names weights, "
+                "so the file was not written by rnnkit's save_weights or save."
+            )
+        indexed[int(index)] = (name, value)
+    if sorted(indexed) != list(range(len(indexed))):
+        raise ValueError(
+            f"{where}: the weights are not numbered 0..{len(indexed) - 1}; the file is corrupt."
+        )
+    return [indexed[i] for i in range(len(indexed))]
+
+
+def _require_built(model, action: str) -> None:
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built, so its weights do not exist yet and it cannot "
+            f"{action}. Build it first: call it once on a batch of data, call "
+            "model.build((None, timesteps, features)), or give its first layer "
+            "input_shape=(timesteps, features)."
+        )
+
+
+# ------------------------------------------------------------ compile settings, optimizer
+
+
+def _compile_config(model) -> str:
+    loss = model.loss
+    loss_entry = {"class_name": type(loss).__name__, "config": loss.get_config()}
+    if type(loss) is losses.LossFunctionWrapper:  # a function of the user's, found by name
+        loss_entry["function"] = loss.fn.__name__
+    metric_entries = []
+    for identifier in model.metric_identifiers:
+        entry = _metric_entry(identifier)
+        if entry is None:
+            warnings.warn(
+                f"save_model: metric {identifier!r} of model '{model.name}' is a Python object "
+                "that JSON cannot hold, so the loaded model is compiled without it. Compile the "
+                "loaded model again to use it, or name the metric by a string.",
+                stacklevel=3,
+            )
+        else:
+            metric_entries.append(entry)
+    optimizer = model.optimizer
+    config = {
+        "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
+        "loss": loss_entry,
+        "metrics": metric_entries,
+    }
+    return _to_json(config, f"model '{model.name}': the compile() settings")
+
+
+def _metric_entry(identifier):
+    """What compile.json keeps of a `metrics=[...]` entry; None when JSON cannot hold it."""
+    if isinstance(identifier, str):
+        return identifier
+    if isinstance(identifier, dict):
+        with contextlib.suppress(TypeError, ValueError):
+            json.dumps(identifier)
+            return identifier
+        return None
+    if isinstance(identifier, metrics.Metric) and type(identifier) is not (
+        metrics.MeanMetricWrapper
+    ):
+        return {"class_name": type(identifier).__name__, "config": identifier.get_config()}
+    return None
+
+
+def _restore_compile(model, path: str, members: dict, custom_objects: dict) -> None:
+    config = _json_member(path, members, "compile.json")
+    try:
+        optimizer = _from_entry(config["optimizer"], custom_objects, optimizers.get)
+        loss = _loss_from_entry(config["loss"], custom_objects)
+        metric_ids = [
+            _from_entry(m, custom_objects, lambda entry: entry) if isinstance(m, dict) else m
+            for m in config["metrics"]
+        ]
+        model.compile(optimizer=optimizer, loss=loss, metrics=metric_ids)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"'{path}': cannot restore the compile() settings from compile.json: {err}. Pass "
+            "your own classes and functions as custom_objects={'Name': obj}, or load with "
+            "compile=False and call model.compile(...) yourself."
+        ) from err
+    if "optimizer.json" in members:
+        _restore_optimizer(model, path, members)
+
+
+def _from_entry(entry: dict, custom_objects: dict, get):
+    """`{"class_name", "config"}` -> an object: a class in custom_objects first, else `get`."""
+    cls = custom_objects.get(entry["class_name"])
+    if cls is not None:
+        return cls.from_config(entry["config"])
+    return get({"class_name": entry["class_name"], "config": entry["config"]})
+
+
+def _loss_from_entry(entry: dict, custom_objects: dict):
+    if "function" not in entry:
+        return _from_entry(entry, custom_objects, losses.get)
+    name = entry["function"]
+    if name not in custom_objects:
+        raise ValueError(
+            f"the loss is your function {name!r}; pass custom_objects={{'{name}': {name}}}"
+        )
+    return losses.LossFunctionWrapper(custom_objects[name], **entry["config"])
+
+
+def _write_optimizer(archive, optimizer) -> None:
+    """Tensors of the state into optimizer.safetensors, all else into optimizer.json."""
+    state = optimizer.state_dict()
+    torch_state = state.pop("torch_optimizer")
+    tensors, other = {}, {}
+    for index, values in torch_state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                other.setdefault(str(index), {})[key] = value
+    state.update(param_groups=torch_state["param_groups"], state=other)
+    _write_tensors(archive, "optimizer.safetensors", tensors)
+    archive.writestr("optimizer.json", _to_json(state, f"optimizer '{optimizer.name}': its state"))
+
+
+def _restore_optimizer(model, path: str, members: dict) -> None:
+    """Load optimizer.json/.safetensors into `model.optimizer`, building it on the model."""
+    info = _json_member(path, members, "optimizer.json")
+    tensors = _tensors_member(path, members, "optimizer.safetensors")
+    try:
+        state = {}
+        for key, value in tensors.items():
+            index, _, name = key.partition("/")
+            state.setdefault(int(index), {})[name] = value
+        for index, values in info["state"].items():
+            state.setdefault(int(index), {}).update(values)
+        state_dict = {
+            "optimizer": info["optimizer"],
+            "iterations": info["iterations"],
+            "learning_rate": info["learning_rate"],
+            "torch_optimizer": {"state": state, "param_groups": info["param_groups"]},
+        }
+        model.optimizer.build(model.trainable_weights)
+        model.optimizer.load_state_dict(state_dict)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(
+            f"'{path}': the optimizer state does not fit model '{model.name}' and its "
+            f"{type(model.optimizer).__name__} ({err}). Compile the model with the optimizer "
+            "it was saved with, or load the weights alone with model.load_weights(path)."
+        ) from err
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(model, path, epoch, extra=None) -> None:
+    """Save what resuming training needs to repeat the uninterrupted run exactly.
+
+    That is the weights, the optimizer's state (if it has one), `epoch`, `extra` (anything
+    JSON holds) and the state of every random number generator training draws from:
+    torch's global CPU (and CUDA) generator, numpy's and Python's global ones, and the
+    `torch.Generator` of each seeded layer (`layer._generator`, e.g. `Dropout(seed=...)`).
+    """
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise TypeError(f"save_checkpoint: epoch must be an integer; got {epoch!r}.")
+    try:
+        json.dumps(extra)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"save_checkpoint: extra is stored as JSON, so it may hold only numbers, strings, "
+            f"lists and dicts; {err}."
+        ) from err
+    rng_tensors, rng_info = _rng_state(model)
+    info = _to_json({"epoch": epoch, "extra": extra, **rng_info}, "the checkpoint")
+    with _zip_writer(path, True) as archive:
+        archive.writestr(MANIFEST, _manifest(CHECKPOINT_FORMAT))
+        _write_tensors(archive, "model.safetensors", _weight_tensors(model))
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and optimizer.built:
+            _write_optimizer(archive, optimizer)
+        _write_tensors(archive, "rng.safetensors", rng_tensors)
+        archive.writestr("checkpoint.json", info)
+
+
+def load_checkpoint(model, path) -> dict:
+    """Restore what `save_checkpoint` saved into `model`; returns `{"epoch", "extra"}`.
+
+    The model must be built like the saved one and, if the checkpoint holds optimizer
+    state, compiled with the same optimizer.
+    """
+    path, members = _read_archive(path, (CHECKPOINT_FORMAT,))
+    info = _json_member(path, members, "checkpoint.json")
+    rng_tensors = _tensors_member(path, members, "rng.safetensors")
+    _assign_weights(model, _tensors_member(path, members, "model.safetensors"), f"'{path}'")
+    if "optimizer.json" in members:
+        if getattr(model, "optimizer", None) is None:
+            raise ValueError(
+                f"'{path}' holds optimizer state, but model '{model.name}' is not compiled. "
+                "Compile it as it was when the checkpoint was saved, e.g. "
+                "model.compile(optimizer='adam', loss='mse'), then load the checkpoint."
+            )
+        _restore_optimizer(model, path, members)
+    try:
+        _set_rng_state(model, rng_tensors, info, f"'{path}'")
+        return {"epoch": info["epoch"], "extra": info["extra"]}
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(
+            f"'{path}': checkpoint.json or rng.safetensors is incomplete ({err!r}); the "
+            "checkpoint is corrupt."
+        ) from err
+
+
+def _rng_state(model) -> tuple[dict, dict]:
+    """Generator states: tensors for safetensors, the rest as JSON."""
+    tensors = {"torch.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch.cuda.{i}"] = state
+    devices = {}  # module path -> device of its generator; None: not created yet
+    for module_path, module in model.named_modules():
+        if not hasattr(module, "_generator"):
+            continue
+        generator = module._generator
+        devices[module_path] = None if generator is None else str(generator.device)
+        if generator is not None:
+            tensors[f"generator:{module_path}"] = generator.get_state()
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = {
+        "bit_generator": name,
+        "keys": keys.tolist(),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached_gaussian),
+    }
+    version, internal, gauss_next = random.getstate()
+    python_state = {"version": version, "internal": list(internal), "gauss_next": gauss_next}
+    info = {"numpy_random": numpy_state, "python_random": python_state, "generators": devices}
+    return tensors, info
+
+
+def _set_rng_state(model, tensors: dict, info: dict, where: str) -> None:
+    modules = dict(model.named_modules())
+    unknown = [p for p in info["generators"] if not hasattr(modules.get(p), "_generator")]
+    if unknown:
+        raise ValueError(
+            f"{where} holds the random generator of layer path {unknown[0]!r}, which model "
+            f"'{model.name}' does not have; the checkpoint is from another architecture."
+        )
+    torch.set_rng_state(tensors["torch.cpu"])
+    cuda_count = sum(key.startswith("torch.cuda.") for key in tensors)
+    cuda = [tensors[f"torch.cuda.{i}"] for i in range(cuda_count)]
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+    elif cuda:
+        warnings.warn(
+            f"{where} holds the random state of {len(cuda)} CUDA device(s), and this machine "
+            f"has {torch.cuda.device_count() if torch.cuda.is_available() else 0}; random "
+            "numbers drawn on the GPU will not repeat the interrupted run.",
+            stacklevel=3,
+        )
+    state = info["numpy_random"]
+    np.random.set_state(
+        (
+            state["bit_generator"],
+            np.asarray(state["keys"], dtype=np.uint32),
+            state["pos"],
+            state["has_gauss"],
+            state["cached_gaussian"],
+        )
+    )
+    state = info["python_random"]
+    random.setstate((state["version"], tuple(state["internal"]), state["gauss_next"]))
+    for module_path, device in info["generators"].items():
+        generator = None
+        if device is not None:
+            generator = torch.Generator(device=device)
+            generator.set_state(tensors[f"generator:{module_path}"])
+        modules[module_path]._generator = generator
+
+
+# ---------------------------------------------------------------------- writing, atomically
+
+
+@contextlib.contextmanager
+def _atomic_file(filepath, overwrite: bool):
+    """A binary file that replaces `filepath` only once it is complete and on disk."""
+    path = os.fspath(filepath)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"Cannot save to '{path}': it is a directory. Give a file name.")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"Cannot save to '{path}': the directory '{directory}' does not exist. Create it "
+            f"first: os.makedirs({directory!r}, exist_ok=True)."
+        )
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it.")
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(temporary, flags, 0o666)  # 0o666 less the umask, as open() would give
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _zip_writer(filepath, overwrite: bool):
+    with (
+        _atomic_file(filepath, overwrite) as f,
+        zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        yield archive
+
+
+def _write_tensors(archive, name: str, tensors: dict) -> None:
+    # Stored, not deflated: float weights barely compress, and it keeps saving fast.
+    data = safetensors.torch.save(tensors)
+    archive.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+
+
+def _manifest_dict(file_format: str) -> dict:
+    import rnnkit  # here: rnnkit/__init__ is still running when this module is imported
+
+    return {
+        "format": file_format,
+        "format_version": FORMAT_VERSION,
+        "rnnkit_version": rnnkit.__version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def _manifest(file_format: str) -> str:
+    return json.dumps(_manifest_dict(file_format), indent=2)
+
+
+def _to_json(value, what: str) -> str:
+    try:
+        return json.dumps(value, indent=2)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Cannot save {what}: {err}. Saved settings must be numbers, strings, lists and "
+            "dicts; use names, rnnkit classes and rnnkit.schedules rather than Python functions "
+            "(or save the weights alone with model.save_weights(path))."
+        ) from err
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def _existing_file(filepath) -> str:
+    path = os.fspath(filepath)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No such file: '{path}' (working directory '{os.getcwd()}'). Check the path, or "
+            "save the model first with model.save(path)."
+        )
+    if os.path.isdir(path):
+        raise ValueError(
+            f"'{path}' is a directory; rnnkit saves a model as one file written by "
+            "model.save('model.rnnkit'). It cannot read Keras or TensorFlow SavedModel folders."
+        )
+    return path
+
+
+def _read_archive(filepath, formats: tuple[str, ...]) -> tuple[str, dict[str, bytes]]:
+    """Read an rnnkit zip file into memory and check its manifest names one of `formats`."""
+    path = _existing_file(filepath)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename: zf.read(info) for info in zf.infolist()}
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        looks_like = _what_it_looks_like(head)
+        if looks_like and not head.startswith(b"PK"):  # another kind of file, complete
+            raise ValueError(f"'{path}' is not an rnnkit model file. {looks_like}") from err
+        raise ValueError(
+            f"'{path}' is not an rnnkit file: it is not a zip archive, or it is truncated "
+            f"({err}). "
+            + (looks_like or "rnnkit model files are zip archives written by model.save(path).")
+        ) from err
+    if MANIFEST not in members:
+        if {"metadata.json", "model.weights.h5"} & set(members):
+            raise ValueError(
+                f"'{path}' looks like a Keras .keras file (it holds "
+                f"{', '.join(sorted(members))} and no {MANIFEST}). rnnkit reads only its own "
+                "format. To bring a Keras model over, load it with keras.saving.load_model(path) "
+                "and copy its weights: rnnkit_model.set_weights(keras_model.get_weights())."
+            )
+        raise ValueError(
+            f"'{path}' is a zip archive without {MANIFEST}, so rnnkit did not write it; rnnkit "
+            "reads only files written by model.save, model.save_weights and save_checkpoint."
+        )
+    manifest = _json_member(path, members, MANIFEST)
+    file_format = manifest.get("format") if isinstance(manifest, dict) else None
+    if file_format not in formats:
+        wanted = " or ".join(repr(f) for f in formats)
+        hint = (
+            f" Read it with {_READER_OF[file_format]}."
+            if file_format in _READER_OF
+            else " It was not written by rnnkit's save functions."
+        )
+        raise ValueError(
+            f"'{path}' holds format {file_format!r}, and this function reads {wanted}.{hint}"
+        )
+    _check_version(f"'{path}'", manifest.get("format_version"), manifest)
+    return path, members
+
+
+def _check_version(where: str, version, manifest: dict) -> None:
+    if isinstance(version, str) and version.isdigit():  # safetensors metadata are strings
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{where}: format_version {version!r} is not valid; the file is corrupt.")
+    if version > FORMAT_VERSION:
+        import rnnkit
+
+        raise ValueError(
+            f"{where} was written in format version {version} by a newer rnnkit "
+            f"({manifest.get('rnnkit_version', 'unknown')}); this rnnkit ({rnnkit.__version__}) "
+            f"reads versions up to {FORMAT_VERSION}. Upgrade: pip install -U rnnkit."
+        )
+
+
+def _json_member(path: str, members: dict, name: str):
+    if name not in members:
+        raise ValueError(f"'{path}' has no {name}: the file is incomplete. Save it again.")
+    try:
+        return json.loads(members[name].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"'{path}': {name} is not valid JSON ({err}); the file is corrupt. Save it again."
+        ) from err
+
+
+def _tensors_member(path: str, members: dict, name: str) -> dict[str, torch.Tensor]:
+    if name not in members:
+        raise ValueError(f"'{path}' has no {name}: the file is incomplete. Save it again.")
+    return _parse_safetensors(members[name], f"'{path}' ({name})")[0]
+
+
+def _parse_safetensors(data: bytes, where: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a safetensors file: an 8-byte header size, a JSON header, data."""
+    try:
+        if len(data) < 8:
+            raise ValueError(f"{len(data)} bytes, shorter than the 8-byte header size")
+        header_size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_size].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        tensors = safetensors.torch.load(data)
+    except (ValueError, UnicodeDecodeError, safetensors.SafetensorError) as err:
+        raise ValueError(
+            f"{where} is not a valid safetensors file: it is corrupt or truncated ({err}). "
+            "Save it again."
+        ) from err
+    return tensors, header.get("__metadata__") or {}
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    return len(data) > 8 and data[8:9] == b"{"
+
+
+def _what_it_looks_like(head: bytes) -> str | None:
+    """A sentence on what a file that rnnkit cannot read seems to be, for error messages."""
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return (
+            "It is an HDF5 file, as Keras writes for .h5 models and .weights.h5 weights; "
+            "rnnkit reads only the files its own model.save and model.save_weights write."
+        )
+    if head.startswith(b"PK"):
+        return (
+            "It starts like a zip archive but is cut short or damaged: if it was copied or "
+            "downloaded, check that the copy is complete, or save the model again."
+        )
+    if _looks_like_safetensors(head):
+        return (
+            "It is a safetensors weights file; load it with model.load_weights(path) into a "
+            "model built like the saved one."
+        )
+    return None

@@ -1,0 +1,166 @@
+"""Every fused path equals the reference loop: forward, gradients, and a float64 gradcheck."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.layers import SimpleRNN
+from rnnkit.utils import clear_session
+
+B, T, D, H = 3, 6, 4, 5
+
+MASKS = {
+    "none": None,
+    "right_padded": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
+    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
+    "holes_and_empty": [[1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]],
+}
+
+
+@pytest.fixture(autouse=True)
+def _names():
+    clear_session()
+
+
+def _pair(dtype="float32", **kwargs):
+    """The same layer twice, one fused and one on the reference loop, with equal weights."""
+    fused, reference = SimpleRNN(H, dtype=dtype, **kwargs), SimpleRNN(H, dtype=dtype, **kwargs)
+    reference.use_fused = False
+    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
+    fused(x)
+    reference(x)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(scale=0.6, size=w.shape) for w in fused.get_weights()]
+    fused.set_weights(weights)
+    reference.set_weights(weights)
+    return fused, reference
+
+
+def _run(layer, x, mask, h0, training=False):
+    kwargs = {"training": training}
+    if mask is not None:
+        kwargs["mask"] = mask
+    if h0 is not None:
+        kwargs["initial_state"] = [h0]
+    out = layer(x, **kwargs)
+    return out if isinstance(out, list) else [out]
+
+
+GRID = list(
+    itertools.product(
+        ["tanh", "relu", "sigmoid", "linear"],
+        MASKS,
+        [False, True],  # go_backwards
+        [False, True],  # return_sequences
+    )
+)
+
+
+@pytest.mark.parametrize(("activation", "mask_name", "go_backwards", "return_sequences"), GRID)
+def test_fused_simple_rnn_equals_reference(activation, mask_name, go_backwards, return_sequences):
+    kwargs = dict(
+        activation=activation,
+        go_backwards=go_backwards,
+        return_sequences=return_sequences,
+        return_state=True,
+    )
+    fused, reference = _pair(**kwargs)
+    assert fused.kernel_path.startswith("fused")
+    assert reference.kernel_path.startswith("reference loop")
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.normal(size=(B, T, D)), dtype=torch.float32, requires_grad=True)
+    h0 = torch.tensor(rng.normal(size=(B, H)), dtype=torch.float32)
+    mask = None if MASKS[mask_name] is None else torch.tensor(MASKS[mask_name], dtype=torch.bool)
+    got, want = _run(fused, x, mask, h0), _run(reference, x, mask, h0)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    # Gradients with respect to the input and every weight agree too.
+    probe = [torch.tensor(rng.normal(size=tuple(t.shape)), dtype=torch.float32) for t in got]
+    grads = []
+    for layer, outs in ((fused, got), (reference, want)):
+        loss = sum((o * p).sum() for o, p in zip(outs, probe))
+        grads.append(torch.autograd.grad(loss, [x, *layer.weights]))
+    for g, w in zip(*grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_fused_zero_output_for_mask(zero_output_for_mask):
+    fused, reference = _pair(return_sequences=True, zero_output_for_mask=zero_output_for_mask)
+    x = torch.randn(B, T, D)
+    mask = torch.tensor(MASKS["left_padded"], dtype=torch.bool)
+    h0 = torch.randn(B, H)
+    torch.testing.assert_close(_run(fused, x, mask, h0), _run(reference, x, mask, h0))
+
+
+def test_fused_stateful_equals_reference():
+    fused, reference = _pair(stateful=True)
+    for _ in range(3):
+        x = torch.randn(B, T, D)
+        torch.testing.assert_close(fused(x), reference(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused.states[0], reference.states[0], atol=1e-5, rtol=1e-5)
+
+
+def test_fused_input_dropout_equals_reference():
+    fused, reference = _pair(dropout=0.4, seed=7)
+    x = torch.randn(B, T, D)
+    torch.testing.assert_close(fused(x, training=True), reference(x, training=True))
+
+
+def test_recurrent_dropout_says_why_it_runs_the_reference_loop():
+    layer = SimpleRNN(H, recurrent_dropout=0.3)
+    assert layer.kernel_path == (
+        "reference loop (recurrent_dropout needs the state masked inside the loop)"
+    )
+    layer(torch.randn(B, T, D))  # inference needs no state mask, so it can use the fused path
+    assert layer.choose_path(training=False)[1].startswith("fused")
+
+
+def test_unsupported_activation_says_why():
+    layer = SimpleRNN(H, activation="softplus")
+    assert "activation 'softplus' has no fused derivative" in layer.kernel_path
+
+
+def test_the_chosen_path_is_logged_once(caplog):
+    layer = SimpleRNN(H)
+    with caplog.at_level("DEBUG", logger="rnnkit"):
+        layer(torch.randn(B, T, D))
+        layer(torch.randn(B, T, D))
+    lines = [r.getMessage() for r in caplog.records if "runs the" in r.getMessage()]
+    assert lines == [
+        "SimpleRNN 'simple_rnn' runs the fused SimpleRNN recurrence (hand-written backward)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("activation", "mask_name"), [(a, m) for a in ("tanh", "sigmoid", "linear") for m in MASKS]
+)
+def test_fused_simple_rnn_gradcheck_float64(activation, mask_name):
+    layer = SimpleRNN(H, activation=activation, return_sequences=True, dtype="float64")
+    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, H, dtype=torch.float64, requires_grad=True)
+    layer(x)
+    assert layer.kernel_path.startswith("fused")
+    mask = (
+        None
+        if MASKS[mask_name] is None
+        else torch.tensor([row[:4] for row in MASKS[mask_name][:2]], dtype=torch.bool)
+    )
+    weights = layer.weights
+
+    def f(x, h0, *_):
+        return layer(x, initial_state=[h0], mask=mask)
+
+    assert torch.autograd.gradcheck(f, (x, h0, *weights))
+
+
+def test_relu_gradcheck_away_from_the_kink():
+    layer = SimpleRNN(H, activation="relu", return_sequences=True, dtype="float64")
+    x = (torch.rand(2, 4, 3, dtype=torch.float64) + 0.5).requires_grad_()
+    layer(x)
+    with torch.no_grad():
+        for w in layer.weights:
+            w.abs_()  # all pre-activations positive: relu is differentiable everywhere here
+    assert torch.autograd.gradcheck(lambda t: layer(t), (x,))
