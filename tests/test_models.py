@@ -202,3 +202,21 @@ def test_gradcheck_simple_rnn_float64():
     x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
     layer(x)
     assert torch.autograd.gradcheck(lambda t: layer(t), (x,))
+
+
+def test_custom_objects_reach_nested_layers():
+    from rnnkit.layers import RNNCell
+
+    class Accumulate(RNNCell):
+        state_size = 2
+
+        def call(self, x_t, states, training=False):
+            h = states[0] + x_t
+            return h, [h]
+
+    model = Sequential([RNN(Accumulate(), input_shape=(4, 2)), Dense(1)])
+    config = json.loads(json.dumps(model.get_config()))
+    with pytest.raises(ValueError, match="Unknown layer class 'Accumulate'"):
+        Sequential.from_config(config)
+    clone = Sequential.from_config(config, custom_objects={"Accumulate": Accumulate})
+    assert type(clone.layers[0].cell) is Accumulate

@@ -5,6 +5,8 @@ from rnnkit.layers import SimpleRNN, Dense, Embedding, Input
 
 from __future__ import annotations
 
+import contextvars
+
 from rnnkit.layers._base import Layer
 from rnnkit.layers._bidirectional import Bidirectional
 from rnnkit.layers._core import (
@@ -74,13 +76,33 @@ def serialize(layer: Layer) -> dict:
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
+# Classes of the user's own, visible to nested deserialize() calls (an RNN's custom cell, a
+# wrapped layer) while an outer deserialize(config, custom_objects) runs.
+_custom_objects: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "custom_objects", default=None
+)
+
+
 def deserialize(config: dict, custom_objects: dict | None = None) -> Layer:
-    """Rebuild a layer from `serialize(layer)`; `custom_objects` maps names of your own classes."""
+    """Rebuild a layer from `serialize(layer)`; `custom_objects` maps names of your own classes.
+
+    The custom classes also reach the layers nested inside (an `RNN`'s cell, the
+    layer inside `TimeDistributed` or `Bidirectional`, a model's layers).
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
             f"A layer config is a dict with 'class_name' and 'config'; got {config!r}."
         )
-    classes = {**_registry(), **(custom_objects or {})}
+    custom = {**(_custom_objects.get() or {}), **(custom_objects or {})}
+    token = _custom_objects.set(custom)
+    try:
+        return _deserialize(config, custom)
+    finally:
+        _custom_objects.reset(token)
+
+
+def _deserialize(config: dict, custom: dict) -> Layer:
+    classes = {**_registry(), **custom}
     name = config["class_name"]
     if name not in classes:
         raise ValueError(
