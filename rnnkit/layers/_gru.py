@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
-from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
+from rnnkit.kernels.torch_rnn import gru_sequence
+from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs, torch_kernel_blocker
 
 
 class GRUCell(DenseRNNCell):
@@ -128,3 +129,18 @@ class GRU(RNN):
             unroll=unroll,
             **kwargs,
         )
+
+    def choose_path(self, training, mask=None):
+        blocker = torch_kernel_blocker(self, GRUCell, training, mask)
+        if not blocker and not self.cell.reset_after:
+            blocker = "reset_after=False: torch's GRU applies the reset gate after the product"
+        if blocker:
+            return None, f"reference loop ({blocker})"
+        return self._fused_recurrence, "torch's fused GRU (oneDNN on CPU, cuDNN on GPU)"
+
+    def _fused_recurrence(self, x, states, mask, training):
+        cell = self.cell
+        if cell.input_mask is not None:
+            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        outputs, h = gru_sequence(x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias)
+        return outputs, h, [h]

@@ -509,7 +509,7 @@ class RNN(Layer):
         starts = hasattr(cell, "start_sequence")
         if starts:
             cell.start_sequence(x[:, 0], states, training)
-        fused, why = self.choose_path(training)
+        fused, why = self.choose_path(training, mask)
         self._log_path(why)
         recur = fused or self._reference_loop
         sequence, y, states = recur(x, states, mask, training)
@@ -546,8 +546,9 @@ class RNN(Layer):
     # -------------------------------------------------------------- paths
     use_fused = True  # set False on a layer (or the class) to force the reference loop
 
-    def choose_path(self, training: bool):
-        """`(fused recurrence or None, why)`: the implementation this call will use."""
+    def choose_path(self, training: bool, mask=None):
+        """`(fused recurrence or None, why)`: the implementation a call with this `training`
+        flag and `mask` uses."""
         if not self.use_fused:
             return None, "reference loop (use_fused=False)"
         return None, f"reference loop (no fused kernel for {type(self.cell).__name__})"
@@ -592,6 +593,29 @@ class RNN(Layer):
 
             config = dict(config, cell=deserialize(config["cell"]))
         return cls(**config)
+
+
+def torch_kernel_blocker(layer, cell_class, training, mask) -> str | None:
+    """Why torch's fused LSTM/GRU cannot run this call (None if it can)."""
+    cell = layer.cell
+    if not layer.use_fused:
+        return "use_fused=False"
+    if type(cell) is not cell_class:
+        return f"custom cell {type(cell).__name__}"
+    names = (
+        activations.serialize(cell.activation),
+        activations.serialize(cell.recurrent_activation),
+    )
+    if names != ("tanh", "sigmoid"):
+        return (
+            f"activation={names[0]!r}, recurrent_activation={names[1]!r}: torch's kernel "
+            "has tanh and sigmoid"
+        )
+    if training and cell.recurrent_dropout:
+        return "recurrent_dropout needs the state masked inside the loop"
+    if mask is not None and not bool(mask.all()):
+        return "masked steps: torch's kernel has no per-step mask"
+    return None
 
 
 def _check_mask(layer, mask, x) -> torch.Tensor:
