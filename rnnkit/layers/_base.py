@@ -341,18 +341,23 @@ class Layer(nn.Module):
     def __call__(self, *args, **kwargs):
         if not args:
             raise TypeError(f"{type(self).__name__} '{self.name}' was called without inputs.")
-        if any(isinstance(t, SymbolicTensor) for t in _tree.flatten((args, kwargs))):
+        if _has_symbolic(args, kwargs):
             return self._symbolic_call(*args, **kwargs)
         inputs = self._convert_inputs(args[0])
         args = (inputs, *args[1:])
-        self.check_input_shape(_shapes(inputs))
-        self._maybe_build(_shapes(inputs))
+        shapes = _shapes(inputs)
+        self.check_input_shape(shapes)
+        if not self.built:
+            self._maybe_build(shapes)
         params = _call_params(type(self))
         mask = kwargs.pop("mask", None)
         if mask is None:
-            masks = [get_mask(t) for t in _tree.flatten(inputs)]
-            if any(m is not None for m in masks):
-                mask = masks if _tree.is_nested(inputs) else masks[0]
+            if isinstance(inputs, torch.Tensor):
+                mask = get_mask(inputs)
+            else:
+                masks = [get_mask(t) for t in _tree.flatten(inputs)]
+                if any(m is not None for m in masks):
+                    mask = masks
         if "mask" in params and mask is not None:
             kwargs["mask"] = mask
         if "training" not in params:
@@ -367,7 +372,10 @@ class Layer(nn.Module):
         return outputs
 
     def _convert_inputs(self, inputs):
-        device = next((p.device for p in self.parameters()), None)
+        if isinstance(inputs, torch.Tensor) and (
+            inputs.dtype == self.dtype or not inputs.is_floating_point()
+        ):
+            return inputs  # the common case, kept cheap
 
         def convert(value):
             if value is None or isinstance(value, (torch.Tensor, int, float, bool, str)):
@@ -378,6 +386,7 @@ class Layer(nn.Module):
                         else value
                     )
                 return value
+            device = next((p.device for p in self.parameters()), None)
             return to_tensor(value, self.dtype, device)
 
         return _tree.map_structure(convert, inputs)
@@ -437,6 +446,18 @@ class Layer(nn.Module):
         if not self.inbound_nodes:
             return None
         return _map_shapes_from_tensors(self.inbound_nodes[-1].outputs)
+
+
+def _has_symbolic(args, kwargs) -> bool:
+    """Whether a call gets any `SymbolicTensor` (a functional-model call, not a computation)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, SymbolicTensor):
+            return True
+        if _tree.is_nested(value) and any(
+            isinstance(t, SymbolicTensor) for t in _tree.flatten(value)
+        ):
+            return True
+    return False
 
 
 def _marks_built(build):

@@ -50,13 +50,16 @@ class RNNCell(Layer):
     def start_sequence(self, x_0: torch.Tensor, states: list, training: bool) -> None:
         """Draw this sequence's dropout masks (only when training), shaped like `x_0`
         and the first state."""
+        if not training and self.input_mask is None and self.state_mask is None:
+            return  # nothing to draw or clear (the common inference case, kept cheap)
         self.input_mask = self._dropout_mask(x_0, self.dropout) if training else None
         self.state_mask = (
             self._dropout_mask(states[0], self.recurrent_dropout) if training else None
         )
 
     def end_sequence(self) -> None:
-        self.input_mask = self.state_mask = None
+        if self.input_mask is not None or self.state_mask is not None:
+            self.input_mask = self.state_mask = None
 
     def drop(self, x_t, h_prev):
         """`x_t` and `h_{t-1}` with this sequence's dropout masks applied (if training)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
-from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states
+from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states, torch_rnn_inference
 from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
 
 
@@ -105,6 +105,12 @@ class SimpleRNN(RNN):
     def _fused_recurrence(self, x, states, mask, training):
         """Same results as the reference loop: one GEMM for `x W + b`, then the fused loop."""
         cell = self.cell
+        activation = activations.serialize(cell.activation)
+        if mask is None and not torch.is_grad_enabled() and activation in ("tanh", "relu"):
+            h = torch_rnn_inference(
+                x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, activation
+            )
+            return h, h[:, -1], [h[:, -1]]
         if cell.input_mask is not None:
             x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
         xw = x @ cell.kernel  # (B, T, H)
