@@ -187,12 +187,12 @@ def to_torch(layer) -> torch.nn.Module:
     """A `torch.nn.RNN/LSTM/GRU` (batch_first) computing what the rnnkit layer computes."""
     bidirectional = isinstance(layer, Bidirectional)
     first = layer.forward_layer if bidirectional else layer
+    cls = _torch_class(first)  # first, so that a non-recurrent layer gets a TypeError
     if first.go_backwards and not bidirectional:
         raise ValueError(
             f"{type(layer).__name__} '{layer.name}' has go_backwards=True; torch "
             "modules read forwards only (flip the input yourself)."
         )
-    cls = _torch_class(first)
     kwargs = {"batch_first": True, "bidirectional": bidirectional, "bias": first.cell.use_bias}
     if cls is torch.nn.RNN:
         kwargs["nonlinearity"] = getattr(first.cell.activation, "__name__", "")

@@ -283,23 +283,14 @@ def _compile_config(model) -> str:
     loss_entry = {"class_name": type(loss).__name__, "config": loss.get_config()}
     if type(loss) is losses.LossFunctionWrapper:  # a function of the user's, found by name
         loss_entry["function"] = loss.fn.__name__
-    metric_entries = []
-    for identifier in model.metric_identifiers:
-        entry = _metric_entry(identifier)
-        if entry is None:
-            warnings.warn(
-                f"save_model: metric {identifier!r} of model '{model.name}' is a Python object "
-                "that JSON cannot hold, so the loaded model is compiled without it. Compile the "
-                "loaded model again to use it, or name the metric by a string.",
-                stacklevel=3,
-            )
-        else:
-            metric_entries.append(entry)
+    metric_entries = _metric_entries(model, model.metric_identifiers)
+    weighted_entries = _metric_entries(model, getattr(model, "weighted_metric_identifiers", []))
     optimizer = model.optimizer
     config = {
         "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
         "loss": loss_entry,
         "metrics": metric_entries,
+        "weighted_metrics": weighted_entries,
     }
     return _to_json(config, f"model '{model.name}': the compile() settings")
 
@@ -320,16 +311,40 @@ def _metric_entry(identifier):
     return None
 
 
+def _metric_entries(model, identifiers) -> list:
+    entries = []
+    for identifier in identifiers:
+        entry = _metric_entry(identifier)
+        if entry is None:
+            warnings.warn(
+                f"save_model: metric {identifier!r} of model '{model.name}' is a Python object "
+                "that JSON cannot hold, so the loaded model is compiled without it. Compile the "
+                "loaded model again to use it, or name the metric by a string.",
+                stacklevel=4,
+            )
+        else:
+            entries.append(entry)
+    return entries
+
+
 def _restore_compile(model, path: str, members: dict, custom_objects: dict) -> None:
     config = _json_member(path, members, "compile.json")
     try:
         optimizer = _from_entry(config["optimizer"], custom_objects, optimizers.get)
         loss = _loss_from_entry(config["loss"], custom_objects)
-        metric_ids = [
-            _from_entry(m, custom_objects, lambda entry: entry) if isinstance(m, dict) else m
-            for m in config["metrics"]
-        ]
-        model.compile(optimizer=optimizer, loss=loss, metrics=metric_ids)
+        metric_ids, weighted_ids = (
+            [
+                _from_entry(m, custom_objects, lambda entry: entry) if isinstance(m, dict) else m
+                for m in config.get(key, [])
+            ]
+            for key in ("metrics", "weighted_metrics")
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metric_ids,
+            weighted_metrics=weighted_ids or None,
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(
             f"'{path}': cannot restore the compile() settings from compile.json: {err}. Pass "

@@ -172,6 +172,7 @@ def _gated_pair(cls, **kwargs):
     layer_class = getattr(layers, cls)
     fused, reference = layer_class(H, **kwargs), layer_class(H, **kwargs)
     reference.use_fused = False
+    fused.cpu_torch_kernels = True  # CPU runs the loop by default; test the kernel itself
     x = torch.zeros(B, T, D, dtype=getattr(torch, kwargs.get("dtype", "float32")))
     fused(x)
     reference(x)
@@ -215,6 +216,17 @@ def test_torch_fused_path_gradcheck_float64(cls):
     fused, _ = _gated_pair(cls, return_sequences=True, dtype="float64")
     x = torch.randn(2, 4, D, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t, *_: fused(t), (x, *fused.weights))
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_cpu_default_is_the_loop_and_says_why(cls):
+    from rnnkit import layers
+
+    layer = getattr(layers, cls)(H)
+    assert layer.kernel_path == (
+        "reference loop (on CPU torch's fused kernel measured slower than this loop; set "
+        "layer.cpu_torch_kernels = True to use it anyway)"
+    )
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])

@@ -501,3 +501,20 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(TypeError, match="epoch must be an integer"):
         save_checkpoint(model, path, epoch="2")
     assert load_checkpoint(model, path)["epoch"] == 1  # the failed saves left it alone
+
+
+def test_weighted_metrics_survive_save_and_load(tmp_path):
+    from rnnkit import Sequential, load_model
+    from rnnkit.layers import Dense
+
+    model = Sequential([Dense(1, activation="sigmoid", input_shape=(3,))])
+    model.compile(
+        optimizer="sgd",
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+        weighted_metrics=["accuracy"],
+    )
+    model.save(tmp_path / "m.rnnkit")
+    loaded = load_model(tmp_path / "m.rnnkit")
+    assert loaded.metric_identifiers == ["accuracy"]
+    assert loaded.weighted_metric_identifiers == ["accuracy"]

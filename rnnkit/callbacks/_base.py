@@ -94,16 +94,25 @@ class CallbackList:
             callback.set_model(model)
             callback.set_params(params)
         # Per-batch logs cost a device sync per metric; only compute them when someone reads them.
+        # Hooks set on the instance count too (LambdaCallback, ModelCheckpoint(save_freq=N)).
         self.wants_batch_logs = any(
-            type(c).on_train_batch_end is not Callback.on_train_batch_end for c in self.callbacks
+            type(c).on_train_batch_end is not Callback.on_train_batch_end
+            or "on_train_batch_end" in vars(c)
+            for c in self.callbacks
         )
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
 
-        def call(*args, **kwargs):
+        # Keras passes `logs` to every hook, positionally (None when there are none), so
+        # `LambdaCallback(on_epoch_begin=lambda epoch, logs: ...)` works as documented.
+        arity = 2 if "epoch" in hook or "batch" in hook else 1  # (epoch or batch, logs)
+
+        def call(*args, logs=None):
+            if len(args) < arity:
+                args = (*args, logs)
             for callback in self.callbacks:
-                getattr(callback, hook)(*args, **kwargs)
+                getattr(callback, hook)(*args)
 
         return call

@@ -58,7 +58,7 @@ class ProgressBar(Callback):
             BarColumn(bar_width=20),
             TimeRemainingColumn(),
             TextColumn("{task.fields[per_step]}"),
-            TextColumn("{task.fields[logs]}"),
+            TextColumn("- {task.fields[logs]}"),
             console=self.console,
             transient=False,
         )

@@ -91,6 +91,8 @@ def to_tensor(value, dtype: torch.dtype | None = None, device=None) -> torch.Ten
                 f"Cannot turn {type(value).__name__} of Python objects into a tensor; "
                 "pass numbers (a numpy array or nested lists of equal length)."
             )
+        if not array.flags.writeable:  # e.g. pandas' read-only views: torch needs to own it
+            array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.is_floating_point() and dtype is not None and dtype.is_floating_point:
         tensor = tensor.to(dtype)

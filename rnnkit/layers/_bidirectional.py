@@ -104,8 +104,7 @@ class Bidirectional(Layer):
     def call(self, inputs, initial_state=None, mask=None, training=False):
         forward_state = backward_state = None
         if initial_state is not None:
-            half = len(initial_state) // 2
-            forward_state, backward_state = initial_state[:half], initial_state[half:]
+            forward_state, backward_state = self._split_states(initial_state, "initial states")
         y = self.forward_layer(inputs, initial_state=forward_state, mask=mask, training=training)
         y_rev = self.backward_layer(
             inputs, initial_state=backward_state, mask=mask, training=training
@@ -146,6 +145,14 @@ class Bidirectional(Layer):
             return None
         return [*self.forward_layer.states, *self.backward_layer.states]
 
+    @states.setter
+    def states(self, value):
+        """Set (or with None, drop) the carried states: forward's, then backward's."""
+        if value is None:
+            self.forward_layer.states = self.backward_layer.states = None
+            return
+        self.forward_layer.states, self.backward_layer.states = self._split_states(value, "states")
+
     def reset_states(self, states=None):
         """Forget (or set) the carried states of both directions: forward's, then backward's."""
         if not self.stateful:
@@ -154,11 +161,24 @@ class Bidirectional(Layer):
             self.forward_layer.reset_states()
             self.backward_layer.reset_states()
             return
-        half = len(states) // 2
-        self.forward_layer.reset_states(states[:half])
-        self.backward_layer.reset_states(states[half:])
+        forward_states, backward_states = self._split_states(states, "states")
+        self.forward_layer.reset_states(forward_states)
+        self.backward_layer.reset_states(backward_states)
 
     reset_state = reset_states
+
+    def _split_states(self, states, what) -> tuple[list, list]:
+        """`(forward's, backward's)` from one flat list: forward's states, then backward's."""
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        n_forward = len(self.forward_layer.state_sizes)
+        n_backward = len(self.backward_layer.state_sizes)
+        if len(states) != n_forward + n_backward:
+            raise ValueError(
+                f"Bidirectional '{self.name}' takes {n_forward + n_backward} {what}: the "
+                f"forward layer's {n_forward} then the backward layer's {n_backward} (for an "
+                f"LSTM, [h_fwd, c_fwd, h_bwd, c_bwd]); got {len(states)}."
+            )
+        return states[:n_forward], states[n_forward:]
 
     def get_config(self):
         from rnnkit.layers import serialize

@@ -38,6 +38,7 @@ class LSTMCell(DenseRNNCell):
     """
 
     gates = 4
+    state_names = ("h", "c")  # the order of `states`, named in error messages
 
     def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)

@@ -251,7 +251,11 @@ class StackedRNNCells(Layer):
             if hasattr(cell, "get_initial_state"):
                 states.extend(cell.get_initial_state(batch_size, device=device))
             else:
-                states.extend(torch.zeros(batch_size, n, device=device) for n in _state_sizes(cell))
+                dtype = getattr(cell, "dtype", self.dtype)
+                states.extend(
+                    torch.zeros(batch_size, n, dtype=dtype, device=device)
+                    for n in _state_sizes(cell)
+                )
         return states
 
     def start_sequence(self, x_0, states, training):
@@ -443,7 +447,8 @@ class RNN(Layer):
     def get_initial_state(self, batch_size, device=None):
         if hasattr(self.cell, "get_initial_state"):
             return list(self.cell.get_initial_state(batch_size, device=device))
-        return [torch.zeros(batch_size, n, device=device) for n in self.state_sizes]
+        dtype = getattr(self.cell, "dtype", self.dtype)  # a plain-class cell has no dtype
+        return [torch.zeros(batch_size, n, dtype=dtype, device=device) for n in self.state_sizes]
 
     def reset_states(self, states=None) -> None:
         """Forget the carried state of a stateful layer (or set it to `states`)."""
@@ -464,10 +469,12 @@ class RNN(Layer):
         if not isinstance(states, (list, tuple)):
             states = [states]
         if len(states) != len(self.state_sizes):
+            names = getattr(self.cell, "state_names", None)  # LSTM: ("h", "c")
+            fix = f"initial_state=[{', '.join(names)}]" if names else "a list"
             raise ValueError(
                 f"{type(self).__name__} '{self.name}' has {len(self.state_sizes)} state(s) of "
-                f"size(s) {self.state_sizes}; initial_state has {len(states)} tensor(s). Pass a "
-                "list with one (batch, size) tensor per state."
+                f"size(s) {self.state_sizes}; initial_state has {len(states)} tensor(s). Pass "
+                f"{fix} with one (batch, size) tensor per state."
             )
         out = []
         for i, (state, size) in enumerate(zip(states, self.state_sizes)):
@@ -548,6 +555,7 @@ class RNN(Layer):
 
     # -------------------------------------------------------------- paths
     use_fused = True  # set False on a layer (or the class) to force the reference loop
+    cpu_torch_kernels = False  # torch's own LSTM/GRU kernels on CPU (see torch_kernel_blocker)
 
     def choose_path(self, training: bool, mask=None):
         """`(fused recurrence or None, why)`: the implementation a call with this `training`
@@ -618,6 +626,15 @@ def torch_kernel_blocker(layer, cell_class, training, mask) -> str | None:
         return "recurrent_dropout needs the state masked inside the loop"
     if mask is not None and not bool(mask.all()):
         return "masked steps: torch's kernel has no per-step mask"
+    weight = next(layer.parameters(), None)  # None before the layer is built: CPU then
+    on_cpu = weight is None or weight.device.type == "cpu"
+    if on_cpu and not layer.cpu_torch_kernels:
+        # Measured on 2-core CPUs: torch's CPU LSTM/GRU (oneDNN or native) was slower than this
+        # loop, up to 100x on small models. cuDNN on a GPU is the fast path it is meant for.
+        return (
+            "on CPU torch's fused kernel measured slower than this loop; set "
+            "layer.cpu_torch_kernels = True to use it anyway"
+        )
     return None
 
 

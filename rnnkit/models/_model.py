@@ -22,6 +22,7 @@ from rnnkit.layers._graph import Node, SymbolicTensor
 from rnnkit.layers._input import InputLayer
 from rnnkit.saving import load_weights, save_model, save_weights
 from rnnkit.training import compile_model, evaluate_model, fit_model
+from rnnkit.training._data import num_samples, take, to_tensors
 
 
 class Model(Layer):
@@ -240,16 +241,19 @@ class Model(Layer):
     load_weights = load_weights
 
     # ---------------------------------------------------------------- predict
-    def predict(self, x, batch_size=32, verbose=0, steps=None):
-        """Outputs for `x` as numpy arrays, computed in batches with dropout off."""
+    def predict(self, x, batch_size=None, verbose=0, steps=None):
+        """Outputs for `x` as numpy arrays, computed in batches (default 32) with dropout off."""
         del verbose, steps
+        batch_size = 32 if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"predict: batch_size must be a positive integer; got {batch_size!r}.")
-        n = _num_samples(x)
+        # numpy / pandas / nested lists -> tensors, as fit takes them (a list of arrays is
+        # several inputs; a nested list of numbers is one)
+        x = to_tensors(x, next((p.device for p in self.parameters()), None))
         outs = []
         with torch.no_grad():
-            for start in range(0, n, batch_size):
-                batch = _slice(x, start, start + batch_size)
+            for start in range(0, num_samples(x), batch_size):
+                batch = take(x, slice(start, start + batch_size))
                 outs.append(
                     _tree.map_structure(
                         lambda t: t.detach().cpu().numpy(), self(batch, training=False)
@@ -396,23 +400,6 @@ def _how_to_build() -> str:
         "input_shape=(timesteps, features) to the first layer, call "
         "model.build((None, timesteps, features)), or call the model on data once."
     )
-
-
-def _num_samples(x) -> int:
-    first = _tree.flatten(x if not isinstance(x, dict) else list(x.values()))[0]
-    if hasattr(first, "shape") and len(first.shape) > 0:
-        return int(first.shape[0])
-    return len(first)
-
-
-def _slice(x, start, stop):
-    if isinstance(x, dict):
-        return {k: v[start:stop] for k, v in x.items()}
-    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
-        return [v[start:stop] for v in x]
-    if hasattr(x, "iloc"):
-        return x.iloc[start:stop]
-    return x[start:stop]
 
 
 def _nodes_in_order(outputs) -> list[Node]:

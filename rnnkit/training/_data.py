@@ -61,8 +61,13 @@ class ArrayBatches:
         self.batch_size, self.shuffle = batch_size, shuffle
         self.n = num_samples(x)
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
+
+    def peek(self):
+        """The first batch's inputs with every target and weight: enough to check them all."""
+        return take(self.x, slice(0, self.batch_size)), self.y, self.sample_weight
 
     def __iter__(self):
         order = torch.randperm(self.n) if self.shuffle else None
@@ -99,7 +104,9 @@ class IterableBatches:
                 ) from None
         return self._pending
 
-    def __len__(self):
+    @property
+    def num_batches(self) -> int | None:
+        """Batches per epoch; None for a generator without `steps` (it runs until it ends)."""
         if self.steps is not None:
             return self.steps
         return len(self.source) if hasattr(self.source, "__len__") else None

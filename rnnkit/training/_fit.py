@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit import _tree, losses, metrics, optimizers
-from rnnkit.callbacks._base import CallbackList, History
+from rnnkit.callbacks._base import Callback, CallbackList, History
 from rnnkit.callbacks._progress import progress_logger
 from rnnkit.layers._base import get_mask
 from rnnkit.training._data import (
@@ -28,10 +28,20 @@ from rnnkit.training._data import (
 )
 
 
-def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
+def compile_model(
+    model,
+    optimizer="rmsprop",
+    loss=None,
+    metrics=None,
+    loss_weights=None,
+    weighted_metrics=None,
+    **kwargs,
+):
     """`model.compile(optimizer='adam', loss='mse', metrics=['mae'])`: choose how to train.
 
-    Names are resolved into objects now, so a typo fails here, not mid-training.
+    Names are resolved into objects now, so a typo fails here, not mid-training. As in
+    Keras, `metrics` ignore `sample_weight` and `class_weight` (the loss uses them);
+    `weighted_metrics` use them.
     """
     kwargs.pop("run_eagerly", None)  # Keras execution options with no meaning here
     kwargs.pop("jit_compile", None)
@@ -51,7 +61,8 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weig
     model.optimizer = optimizers.get(optimizer)
     model.loss = losses.get(loss)
     model.metric_identifiers = list(metrics or [])
-    for identifier in model.metric_identifiers:
+    model.weighted_metric_identifiers = list(weighted_metrics or [])
+    for identifier in model.metric_identifiers + model.weighted_metric_identifiers:
         if not (isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc")):
             _metrics_get(identifier, model.loss)  # fail early on unknown names
     model.compiled_metrics = None  # built on the first batch, when shapes are known
@@ -65,6 +76,11 @@ def _metrics_get(identifier, loss, y=None, y_pred=None):
     return metrics.get(identifier, loss=loss, **shapes)
 
 
+def _sorted(logs: dict) -> dict:
+    """Keras hands callbacks and History their logs sorted by name: accuracy, loss, val_..."""
+    return dict(sorted(logs.items()))
+
+
 class _Step:
     """Loss, metrics and their running means for one compiled model."""
 
@@ -73,11 +89,17 @@ class _Step:
         self.loss_tracker = metrics.Mean(name="loss")
 
     def metric_list(self, y, y_pred):
+        """The `metrics` then the `weighted_metrics`, built once the shapes are known."""
         model = self.model
         if model.compiled_metrics is None:
-            model.compiled_metrics = [
-                _metrics_get(m, model.loss, y, y_pred) for m in model.metric_identifiers
+            plain = [_metrics_get(m, model.loss, y, y_pred) for m in model.metric_identifiers]
+            weighted = [
+                _metrics_get(m, model.loss, y, y_pred) for m in model.weighted_metric_identifiers
             ]
+            for m in weighted:
+                if any(m.name == p.name for p in plain):
+                    m.name = f"weighted_{m.name}"  # Keras' name when both lists hold it
+            model.compiled_metrics = plain + weighted
         return model.compiled_metrics
 
     def reset(self):
@@ -85,10 +107,11 @@ class _Step:
         for m in self.model.compiled_metrics or []:
             m.reset_state()
 
-    def logs(self, prefix="") -> dict[str, float]:
-        out = {prefix + "loss": float(self.loss_tracker.result())}
+    def logs(self) -> dict[str, float]:
+        """`{"loss": ..., metric names...}`, the loss first and metrics in compile order."""
+        out = {"loss": float(self.loss_tracker.result())}
         for m in self.model.compiled_metrics or []:
-            out[prefix + m.name] = float(m.result())
+            out[m.name] = float(m.result())
         return out
 
     def forward(self, x, y, sample_weight, training):
@@ -100,11 +123,13 @@ class _Step:
             loss = loss + torch.stack([p.reshape(()) for p in penalties]).sum()
         with torch.no_grad():
             self.loss_tracker.update_state(loss.detach(), sample_weight=num_samples(x))
-            for m in self.metric_list(y, y_pred):
+            unweighted = len(self.model.metric_identifiers)
+            for i, m in enumerate(self.metric_list(y, y_pred)):
+                weight = sample_weight if i >= unweighted else None
                 if isinstance(m, metrics.MeanMetricWrapper):
-                    m.update_state(y, y_pred.detach(), sample_weight=sample_weight, mask=mask)
+                    m.update_state(y, y_pred.detach(), sample_weight=weight, mask=mask)
                 else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
-                    m.update_state(y, y_pred.detach(), sample_weight=sample_weight)
+                    m.update_state(y, y_pred.detach(), sample_weight=weight)
         return loss
 
 
@@ -134,6 +159,7 @@ def _check_arrays(where, x, y, sample_weight):
     if y is None:
         raise ValueError(f"{where}: y (the targets) is missing; pass fit(x, y, ...).")
     _check_finite(where, "y", y)
+    _check_finite(where, "sample_weight", sample_weight)
     nx, ny = num_samples(x), num_samples(y)
     if nx != ny:
         raise ValueError(
@@ -147,6 +173,28 @@ def _check_arrays(where, x, y, sample_weight):
             f"{where}: sample_weight has {num_samples(sample_weight)} entries for {nx} samples; "
             "give one weight per sample (or per time step: shape (samples, timesteps))."
         )
+
+
+def _check_against_model(model, x0, y, where=None) -> None:
+    """Inputs and targets that cannot fit the model or its loss fail before the first step.
+
+    The first batch `x0` through the model, with no gradient and no dropout, builds it and
+    tells the output shape; stateful layers get their carried states back afterwards.
+    `where` names the data in the message (the validation data).
+    """
+    stateful = [m for m in model.modules() if getattr(m, "stateful", False)]
+    carried = [m.states for m in stateful]
+    try:
+        with torch.no_grad():
+            y_pred_shape = tuple(model(x0).shape)
+        check_targets(model.loss, y, y_pred_shape)
+    except ValueError as error:
+        if where is None:
+            raise
+        raise ValueError(f"{where}: {error}") from None
+    finally:
+        for layer, states in zip(stateful, carried):
+            layer.states = states
 
 
 def check_targets(loss, y, y_pred_shape) -> None:
@@ -168,6 +216,13 @@ def check_targets(loss, y, y_pred_shape) -> None:
                 f"Dense({classes}, activation='softmax')."
             )
     elif name == "SparseCategoricalCrossentropy":
+        if values.dim() == len(y_pred_shape) and values.shape[-1] != 1:
+            raise ValueError(
+                "loss='sparse_categorical_crossentropy' needs one class id per prediction "
+                f"(targets of shape {tuple(values.shape[:-1])}); got shape "
+                f"{tuple(values.shape)}, which looks one-hot. For one-hot targets use "
+                "loss='categorical_crossentropy', or pass the class ids y.argmax(-1)."
+            )
         if not integral:
             raise ValueError(
                 "loss='sparse_categorical_crossentropy' needs integer class ids as targets; got "
@@ -263,6 +318,9 @@ def fit_model(
     _check_positive_int(where, "batch_size", batch_size)
     _check_positive_int(where, "epochs", epochs)
     _check_positive_int(where, "steps_per_epoch", steps_per_epoch, allow_none=True)
+    _check_positive_int(where, "validation_freq", validation_freq)
+    if x is None:
+        raise ValueError(f"{where}: x (the inputs) is missing; pass fit(x, y, ...).")
     if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
         raise ValueError(
             f"{where}: validation_split is the fraction of samples held out and must be in "
@@ -274,9 +332,6 @@ def fit_model(
         x, y = to_tensors(x, device), to_tensors(y, device)
         sample_weight = to_tensors(sample_weight, device)
         _check_arrays(where, x, y, sample_weight)
-        if class_weight is not None:
-            weights = _class_weights(class_weight, y).to(y.device)
-            sample_weight = weights if sample_weight is None else sample_weight * weights
         n = num_samples(x)
         if validation_split and validation_data is None:
             split = int(n * (1.0 - validation_split))
@@ -285,8 +340,12 @@ def fit_model(
                     f"{where}: validation_split={validation_split} of {n} samples leaves an "
                     "empty training or validation set; use more data or another fraction."
                 )
-            validation_data = (take(x, slice(split, n)), take(y, slice(split, n)))
+            # As in Keras, the held-out samples keep their sample_weight but not class_weight.
+            validation_data = tuple(take(v, slice(split, n)) for v in (x, y, sample_weight))
             x, y, sample_weight = (take(v, slice(0, split)) for v in (x, y, sample_weight))
+        if class_weight is not None:
+            weights = _class_weights(class_weight, y).to(y.device)
+            sample_weight = weights if sample_weight is None else sample_weight * weights
     elif validation_split:
         raise ValueError(
             f"{where}: validation_split needs in-memory arrays; with a {type(x).__name__} pass "
@@ -297,11 +356,9 @@ def fit_model(
         validation_data, validation_batch_size or batch_size, validation_steps, device
     )
 
-    # One sample through the model (no gradient, no dropout) builds it and tells the output
-    # shape, so targets that cannot fit the loss fail before the first step.
-    x0, y0 = (take(x, slice(0, 1)), y) if arrays else data.peek()[:2]
-    with torch.no_grad():
-        check_targets(model.loss, y0, tuple(model(x0).shape))
+    _check_against_model(model, *data.peek()[:2])
+    if val_data is not None:
+        _check_against_model(model, *val_data.peek()[:2], where="fit (validation_data)")
 
     model.optimizer.build(model.trainable_weights)
     step = _Step(model)
@@ -309,7 +366,7 @@ def fit_model(
     extra = [c for c in [progress_logger(verbose)] if c is not None]
     params = {
         "epochs": epochs,
-        "steps": len(data) if len(data) is not None else None,
+        "steps": data.num_batches,
         "verbose": verbose,
         "batch_size": batch_size,
     }
@@ -330,15 +387,15 @@ def fit_model(
             model.optimizer.step()
             model.apply_constraints()
             callback_list.on_train_batch_end(
-                batch, step.logs() if callback_list.wants_batch_logs else None
+                batch, _sorted(step.logs()) if callback_list.wants_batch_logs else None
             )
             if model.stop_training:
                 break
         logs = step.logs()
         if val_data is not None and (epoch + 1) % validation_freq == 0:
-            callback_list.on_test_begin()
-            logs.update(_run_evaluation(model, step, val_data, prefix="val_"))
-            callback_list.on_test_end(logs)
+            val_logs = _run_evaluation(step, val_data, callback_list)
+            logs.update({f"val_{key}": value for key, value in val_logs.items()})
+        logs = _sorted(logs)
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -362,12 +419,23 @@ def _validation_batches(validation_data, batch_size, steps, device):
     return ArrayBatches(vx, vy, vw, batch_size, shuffle=False)
 
 
-def _run_evaluation(model, step, data, prefix=""):
+def _run_evaluation(step, data, callback_list):
+    """The loss and metrics over `data`, dropout off; the callbacks get Keras' test hooks."""
     step.reset()
+    callback_list.on_test_begin()
+    batch_logs = any(
+        type(c).on_test_batch_end is not Callback.on_test_batch_end
+        or "on_test_batch_end" in vars(c)  # set on the instance (LambdaCallback)
+        for c in callback_list.callbacks
+    )
     with torch.no_grad():
-        for xb, yb, wb in data:
+        for batch, (xb, yb, wb) in enumerate(data):
+            callback_list.on_test_batch_begin(batch)
             step.forward(xb, yb, wb, training=False)
-    return step.logs(prefix)
+            callback_list.on_test_batch_end(batch, _sorted(step.logs()) if batch_logs else None)
+    logs = step.logs()
+    callback_list.on_test_end(_sorted(logs))
+    return logs
 
 
 def evaluate_model(
@@ -386,7 +454,6 @@ def evaluate_model(
     Returns the loss alone when there are no metrics, else `[loss, *metrics]`, or a dict
     with `return_dict=True`.
     """
-    del verbose, callbacks
     if not getattr(model, "compiled", False):
         raise ValueError(
             f"Model '{model.name}' must be compiled before evaluate: "
@@ -395,13 +462,17 @@ def evaluate_model(
     batch_size = 32 if batch_size is None else batch_size
     _check_positive_int("evaluate", "batch_size", batch_size)
     device = _device(model)
+    if x is None:
+        raise ValueError("evaluate: x (the inputs) is missing; pass evaluate(x, y).")
     if is_array_like(x):
         x, y = to_tensors(x, device), to_tensors(y, device)
         sample_weight = to_tensors(sample_weight, device)
         _check_arrays("evaluate", x, y, sample_weight)
     data = make_batches(x, y, sample_weight, batch_size, False, steps, device)
-    logs = _run_evaluation(model, _Step(model), data)
+    _check_against_model(model, *data.peek()[:2])
+    params = {"steps": data.num_batches, "verbose": verbose}
+    logs = _run_evaluation(_Step(model), data, CallbackList(callbacks or [], model, params))
     if return_dict:
-        return logs
+        return _sorted(logs)
     values = list(logs.values())
     return values[0] if len(values) == 1 else values
