@@ -172,7 +172,7 @@ def _gated_pair(cls, **kwargs):
     layer_class = getattr(layers, cls)
     fused, reference = layer_class(H, **kwargs), layer_class(H, **kwargs)
     reference.use_fused = False
-    fused.cpu_torch_kernels = True  # CPU runs the loop by default; test the kernel itself
+    fused.loop_below_work = 0  # these tiny test sizes would otherwise keep the loop on CPU
     x = torch.zeros(B, T, D, dtype=getattr(torch, kwargs.get("dtype", "float32")))
     fused(x)
     reference(x)
@@ -219,14 +219,15 @@ def test_torch_fused_path_gradcheck_float64(cls):
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])
-def test_cpu_default_is_the_loop_and_says_why(cls):
+def test_tiny_batches_on_cpu_keep_the_loop_and_say_why(cls):
     from rnnkit import layers
 
-    layer = getattr(layers, cls)(H)
-    assert layer.kernel_path == (
-        "reference loop (on CPU torch's fused kernel measured slower than this loop; set "
-        "layer.cpu_torch_kernels = True to use it anyway)"
+    layer = getattr(layers, cls)(4)
+    assert layer.choose_path(True, None, batch=16)[1] == (
+        "reference loop (tiny on CPU: batch x units = 64 < 256, where this loop beats starting "
+        "torch's kernel)"
     )
+    assert layer.choose_path(True, None, batch=64)[1].startswith("torch's fused")
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])

@@ -130,8 +130,8 @@ class GRU(RNN):
             **kwargs,
         )
 
-    def choose_path(self, training, mask=None):
-        blocker = torch_kernel_blocker(self, GRUCell, training, mask)
+    def choose_path(self, training, mask=None, batch=None):
+        blocker = torch_kernel_blocker(self, GRUCell, training, mask, batch)
         if not blocker and not self.cell.reset_after:
             blocker = "reset_after=False: torch's GRU applies the reset gate after the product"
         if blocker:

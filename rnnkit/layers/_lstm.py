@@ -124,8 +124,8 @@ class LSTM(RNN):
             **kwargs,
         )
 
-    def choose_path(self, training, mask=None):
-        blocker = torch_kernel_blocker(self, LSTMCell, training, mask)
+    def choose_path(self, training, mask=None, batch=None):
+        blocker = torch_kernel_blocker(self, LSTMCell, training, mask, batch)
         if blocker:
             return None, f"reference loop ({blocker})"
         return self._fused_recurrence, "torch's fused LSTM (oneDNN on CPU, cuDNN on GPU)"

@@ -86,7 +86,7 @@ class SimpleRNN(RNN):
             **kwargs,
         )
 
-    def choose_path(self, training, mask=None):
+    def choose_path(self, training, mask=None, batch=None):
         if not self.use_fused:
             return None, "reference loop (use_fused=False)"
         cell = self.cell
