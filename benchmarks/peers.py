@@ -1,0 +1,180 @@
+"""The in-process peers: rnnkit (`model.fit` / `model.predict`) and hand-written PyTorch.
+
+A trainer's `epoch()` trains one epoch and returns its seconds, so that run.py can
+alternate the two peers epoch by epoch (a burst of load elsewhere then hits both); a latency
+runner returns the seconds of every timed call. The Keras peers live in keras_peer.py (one
+subprocess per backend, since Keras picks its backend at import).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from timing import time_calls
+from torch import nn
+from workloads import Workload, build_keras_style, make_data
+
+
+# ------------------------------------------------------------------------------ rnnkit
+def rnnkit_model(w: Workload):
+    from rnnkit import Sequential, layers
+
+    torch.manual_seed(0)
+    return build_keras_style(w, layers, Sequential)
+
+
+def kernel_paths(model) -> list[str]:
+    """What each recurrent layer of an rnnkit model runs when training (its `kernel_path`)."""
+    paths = []
+    for layer in model.layers:
+        for part in (getattr(layer, "forward_layer", None), getattr(layer, "backward_layer", None)):
+            if part is not None:
+                paths.append(f"{part.name}: {part.kernel_path}")
+        if hasattr(layer, "kernel_path"):
+            paths.append(f"{layer.name}: {layer.kernel_path}")
+    return paths
+
+
+class RnnkitTrainer:
+    """`model.fit(x, y, batch_size, epochs=1, verbose=0, shuffle=False)`, one epoch a call.
+
+    A callback times the epoch itself, leaving out fit's per-call set-up (data checks,
+    callbacks); the model and its optimizer state carry over from call to call.
+    """
+
+    def __init__(self, w: Workload, steps: int):
+        from rnnkit.callbacks import Callback
+
+        class EpochTimer(Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds = time.perf_counter() - self.start
+
+        self.w, self.timer = w, EpochTimer()
+        self.x, self.y = make_data(w, w.batch * steps)
+        self.model = rnnkit_model(w)
+
+    def epoch(self) -> float:
+        self.model.fit(
+            self.x,
+            self.y,
+            batch_size=self.w.batch,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[self.timer],
+        )
+        return self.timer.seconds
+
+
+def rnnkit_latency(w: Workload, calls: int):
+    """Seconds per `model.predict(x)` and per `model(x)` (no grad) on one sequence."""
+    x, _ = make_data(w, 1)
+    model = rnnkit_model(w)
+    predict = time_calls(lambda: model.predict(x, verbose=0), calls)
+    xt = torch.as_tensor(x)
+    with torch.no_grad():
+        call = time_calls(lambda: model(xt), calls)
+    return {"predict": predict, "call": call}
+
+
+# ------------------------------------------------------------------ hand-written torch
+class TorchNet(nn.Module):
+    """What a PyTorch user writes for the workload: nn.RNN/LSTM/GRU + Linear (+ Embedding).
+
+    The recurrent layers of every workload are alike, so they are one torch module with
+    `num_layers`; the head reads the last layer's final hidden state (both directions) or,
+    for per-step targets, every step's output. Outputs are logits: the loss applies the
+    sigmoid/softmax, as torch users do. torch's layers carry a second bias vector, a few
+    hundred parameters more than Keras' layout; the matrix products are the same.
+    """
+
+    def __init__(self, w: Workload):
+        super().__init__()
+        first = w.recurrent[0]
+        if any(
+            (r.kind, r.units, r.bidirectional) != (first.kind, first.units, first.bidirectional)
+            for r in w.recurrent
+        ):
+            raise ValueError(f"TorchNet needs alike recurrent layers; {w.name} mixes them.")
+        self.per_step = w.per_step_targets
+        self.directions = first.directions
+        self.embedding = nn.Embedding(w.vocab, w.embed) if w.vocab else None
+        rnn = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[first.kind]
+        self.rnn = rnn(
+            w.input_size,
+            first.units,
+            num_layers=len(w.recurrent),
+            bidirectional=first.bidirectional,
+            batch_first=True,
+        )
+        self.head = nn.Linear(first.units * self.directions, w.outputs)
+
+    def forward(self, x):
+        if self.embedding is not None:
+            x = self.embedding(x)  # (B, T, embed)
+        out, h = self.rnn(x)  # out (B, T, dirs*H); h (layers*dirs, B, H), or (h, c) for LSTM
+        if self.per_step:
+            return self.head(out)  # (B, T, outputs)
+        h = h[0] if isinstance(h, tuple) else h
+        last = torch.cat(list(h[-self.directions :]), dim=-1)  # (B, dirs*H)
+        return self.head(last)
+
+
+def torch_loss(w: Workload):
+    if w.task == "binary":
+        return nn.BCEWithLogitsLoss()
+    if w.task == "regression":
+        return nn.MSELoss()
+    ce = nn.CrossEntropyLoss()
+    return lambda logits, y: ce(logits.reshape(-1, w.outputs), y.reshape(-1))
+
+
+class TorchTrainer:
+    """The plain loop over pre-made batches: `opt.zero_grad(); loss.backward(); opt.step()`."""
+
+    def __init__(self, w: Workload, steps: int):
+        x, y = make_data(w, w.batch * steps)
+        self.batches = [
+            (torch.as_tensor(x[i : i + w.batch]), torch.as_tensor(y[i : i + w.batch]))
+            for i in range(0, len(x), w.batch)
+        ]
+        torch.manual_seed(0)
+        self.model = TorchNet(w)
+        self.loss_fn = torch_loss(w)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def epoch(self) -> float:
+        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+        start = time.perf_counter()
+        for xb, yb in self.batches:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
+
+
+def torch_latency(w: Workload, calls: int):
+    """Seconds per call of the torch module on one sequence, under no_grad."""
+    x, _ = make_data(w, 1)
+    torch.manual_seed(0)
+    model = TorchNet(w).eval()
+    xt = torch.as_tensor(x)
+    with torch.no_grad():
+        return {"call": time_calls(lambda: model(xt), calls)}
+
+
+def sgemm_rate(size: int = 1024, repeats: int = 10) -> float:
+    """The machine's float32 matrix-product rate in FLOP/s (best of `repeats`, torch.matmul)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)  # warm up the BLAS threads
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best

@@ -1,0 +1,71 @@
+"""benchmarks/run.py runs end to end and writes its table. Speed is never asserted here."""
+
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """benchmarks/ on sys.path, as when `python benchmarks/run.py` runs."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import run
+    import workloads
+
+    return run, workloads
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_quick_run_writes_the_table(bench, tmp_path, capsys):
+    run, _ = bench
+    out = tmp_path / "RESULTS.md"
+    only = "simple_rnn,latency_simple_rnn"
+    argv = ["--quick", "--only", only, "--peers", "rnnkit,torch", "--steps", "2", "--calls", "3"]
+    assert run.main([*argv, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert capsys.readouterr().out == text  # printed as well as written
+    lines = text.splitlines()
+    for start in ("- Machine: ", "- Versions: python", "- sgemm: "):
+        assert any(line.startswith(start) for line in lines), start
+
+    header = next(line for line in lines if line.startswith("| workload | steps"))
+    assert _cells(header) == [
+        "workload",
+        "steps × epochs",
+        "rnnkit",
+        "torch",
+        "keras-torch",
+        "keras-jax",
+        "keras-tensorflow",
+        "rnnkit/torch",
+        "rnnkit/keras-torch",
+        "FLOP bound",
+        "rnnkit × bound",
+    ]
+    row = _cells(
+        next(line for line in lines if line.startswith("| SimpleRNN(32), T=20, D=3, B=64"))
+    )
+    assert len(row) == len(_cells(header))
+    assert row[1] == "2 × 2"
+    for measured in (row[2], row[3], row[9]):  # rnnkit, torch, the FLOP bound: samples/s
+        assert float(measured.replace(",", "")) > 0
+    assert row[4:7] == ["not run"] * 3  # the Keras peers were left out
+    assert row[7].endswith("×") and row[8] == "—"
+
+    latency = _cells(
+        next(line for line in lines if line.startswith("| SimpleRNN(32), T=20, D=3 |"))
+    )
+    assert latency[1] == "3"
+    assert all(float(ms) > 0 for ms in latency[2:5])  # rnnkit predict, rnnkit model(x), torch
+
+
+def test_flop_count_of_a_simple_rnn(bench):
+    _, workloads = bench
+    w = workloads.by_name("simple_rnn")  # SimpleRNN(32) on D=3, T=20, then Dense(1)
+    forward = 2 * 20 * (3 + 32) * 32 + 2 * 32 * 1
+    assert w.train_flops_per_sample() == 3 * forward
