@@ -6,7 +6,7 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels.torch_rnn import gru_sequence
-from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs, torch_kernel_blocker
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, torch_kernel_blocker
 
 
 class GRUCell(DenseRNNCell):
@@ -88,7 +88,7 @@ class GRUCell(DenseRNNCell):
         return config
 
 
-class GRU(RNN):
+class GRU(CellLayer):
     """Gated Recurrent Unit layer: `GRUCell` run over time (Keras' `GRU`).
 
     Args:
@@ -107,28 +107,7 @@ class GRU(RNN):
         (4, 10, 8)
     """
 
-    def __init__(
-        self,
-        units,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
-        kwargs.pop("use_cudnn", None)  # Keras' backend switch; rnnkit picks its own kernels
-        kwargs.pop("implementation", None)
-        cell = GRUCell(units, name="gru_cell", **cell_kwargs(GRUCell, kwargs))
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            **kwargs,
-        )
+    cell_class = GRUCell
 
     def choose_path(self, training, mask=None, batch=None):
         blocker = torch_kernel_blocker(self, GRUCell, training, mask, batch)

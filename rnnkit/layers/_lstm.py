@@ -6,7 +6,7 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels.torch_rnn import lstm_sequence
-from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs, torch_kernel_blocker
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, torch_kernel_blocker
 
 
 class LSTMCell(DenseRNNCell):
@@ -83,7 +83,7 @@ class LSTMCell(DenseRNNCell):
         return config
 
 
-class LSTM(RNN):
+class LSTM(CellLayer):
     """Long Short-Term Memory layer: `LSTMCell` run over time (Keras' `LSTM`).
 
     Args:
@@ -101,28 +101,7 @@ class LSTM(RNN):
         (4, 8)
     """
 
-    def __init__(
-        self,
-        units,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
-        kwargs.pop("use_cudnn", None)  # Keras' backend switch; rnnkit picks its own kernels
-        kwargs.pop("implementation", None)
-        cell = LSTMCell(units, name="lstm_cell", **cell_kwargs(LSTMCell, kwargs))
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            **kwargs,
-        )
+    cell_class = LSTMCell
 
     def choose_path(self, training, mask=None, batch=None):
         blocker = torch_kernel_blocker(self, LSTMCell, training, mask, batch)

@@ -17,7 +17,7 @@ import logging
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
-from rnnkit.layers._base import Layer, shape_str, to_tensor
+from rnnkit.layers._base import Layer, shape_str, snake_case, to_tensor
 
 
 class RNNCell(Layer):
@@ -591,11 +591,6 @@ class RNN(Layer):
             from rnnkit.layers import serialize
 
             config["cell"] = serialize(self.cell)
-        else:  # SimpleRNN, LSTM, GRU: the cell's arguments sit beside the loop's, as in Keras
-            cell_config = self.cell.get_config()
-            for key in ("name", "trainable", "dtype", "batch_input_shape", "activity_regularizer"):
-                cell_config.pop(key, None)
-            config.update(cell_config)
         return config
 
     @classmethod
@@ -651,3 +646,48 @@ def _check_mask(layer, mask, x) -> torch.Tensor:
             f"{shape_str(tuple(mask.shape))}."
         )
     return mask.bool()
+
+
+class CellLayer(RNN):
+    """Base for SimpleRNN, LSTM and GRU: a loop over a cell the layer makes itself.
+
+    The layer's own arguments are the loop's; every other keyword goes to the cell
+    (`cell_kwargs`), so `LSTM(8, dropout=0.2)` needs no copy of LSTMCell's signature.
+    """
+
+    cell_class: type
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        kwargs.pop("use_cudnn", None)  # Keras' backend switches; rnnkit picks its own kernels
+        kwargs.pop("implementation", None)
+        cell_class = self.cell_class
+        cell = cell_class(
+            units, name=snake_case(cell_class.__name__), **cell_kwargs(cell_class, kwargs)
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )
+
+    def get_config(self):
+        """The cell's arguments sit beside the loop's, as in Keras' configs."""
+        config = super().get_config()
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype", "batch_input_shape", "activity_regularizer"):
+            cell_config.pop(key, None)
+        config.update(cell_config)
+        return config

@@ -6,7 +6,7 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states, torch_rnn_inference
-from rnnkit.layers._rnn import RNN, DenseRNNCell, cell_kwargs
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell
 
 
 class SimpleRNNCell(DenseRNNCell):
@@ -40,7 +40,7 @@ class SimpleRNNCell(DenseRNNCell):
         return h, [h]
 
 
-class SimpleRNN(RNN):
+class SimpleRNN(CellLayer):
     """A fully connected RNN layer: `SimpleRNNCell` run over time.
 
     Each step computes `h_t = activation(x_t W + h_{t-1} U + b)` and the layer
@@ -65,26 +65,7 @@ class SimpleRNN(RNN):
         (32, 10, 4)
     """
 
-    def __init__(
-        self,
-        units,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
-        cell = SimpleRNNCell(units, name="simple_rnn_cell", **cell_kwargs(SimpleRNNCell, kwargs))
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            **kwargs,
-        )
+    cell_class = SimpleRNNCell
 
     def choose_path(self, training, mask=None, batch=None):
         if not self.use_fused:
