@@ -60,16 +60,21 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         steps = a.shape[0]
         grad_z = torch.empty_like(a)  # (T, B, H)
         u_t = recurrent_kernel.t()
-        carry = torch.zeros_like(h0)  # dL/dh_t arriving from step t+1
-        keep = mask.to(a.dtype) if mask is not None else None
+        # Everything that does not depend on the recurrence is computed for all steps at once,
+        # so the loop is two or three small ops per step.
+        slope = derivative(a)  # act'(z_t), (T, B, H)
+        hold = None
+        if mask is not None:
+            keep = mask.to(a.dtype)  # (T, B, 1)
+            slope = slope * keep  # a masked step sends nothing through the cell
+            hold = 1 - keep  # ... its gradient goes straight to h_{t-1}
+        g = grad_h[steps - 1]  # dL/dh_t: from the output at t and from step t+1
         for t in range(steps - 1, -1, -1):
-            g = grad_h[t] + carry
-            if keep is not None:
-                torch.mul(g * keep[t], derivative(a[t]), out=grad_z[t])
-                carry = torch.addmm(g * (1 - keep[t]), grad_z[t], u_t)
-            else:
-                torch.mul(g, derivative(a[t]), out=grad_z[t])
-                carry = grad_z[t] @ u_t
+            torch.mul(g, slope[t], out=grad_z[t])
+            back = g * hold[t] if hold is not None else None
+            carry = grad_z[t] @ u_t if back is None else torch.addmm(back, grad_z[t], u_t)
+            if t > 0:
+                g = carry + grad_h[t - 1]
         h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])  # (T, B, H)
         units = h0.shape[-1]
         grad_u = h_prev.reshape(-1, units).t() @ grad_z.reshape(-1, units)
