@@ -518,3 +518,11 @@ def test_weighted_metrics_survive_save_and_load(tmp_path):
     loaded = load_model(tmp_path / "m.rnnkit")
     assert loaded.metric_identifiers == ["accuracy"]
     assert loaded.weighted_metric_identifiers == ["accuracy"]
+
+
+def test_load_model_imports_from_where_keras_code_expects_it():
+    # `from keras.models import load_model` becomes `from rnnkit.models import load_model`.
+    import rnnkit
+    from rnnkit.models import load_model
+
+    assert load_model is rnnkit.load_model is rnnkit.saving.load_model
