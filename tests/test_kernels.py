@@ -241,3 +241,22 @@ def test_a_masked_batch_says_why_it_leaves_the_fused_path(cls):
     assert fused.choose_path(True, full)[1].startswith("torch's fused")
     x = torch.randn(B, T, D)
     torch.testing.assert_close(fused(x, mask=mask), reference(x, mask=mask))
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_inference_weight_cache_follows_weight_changes(cls):
+    fused, reference = _gated_pair(cls)
+    x = torch.randn(B, T, D)
+    with torch.no_grad():
+        before = fused(x)
+        torch.testing.assert_close(before, reference(x), atol=1e-5, rtol=1e-5)
+        new = [w * 0.5 for w in fused.get_weights()]
+        fused.set_weights(new)
+        reference.set_weights(new)
+        torch.testing.assert_close(fused(x), reference(x), atol=1e-5, rtol=1e-5)
+        for w in fused.weights:  # an optimizer-style in-place update
+            w.add_(0.1)
+        for w in reference.weights:
+            w.add_(0.1)
+        torch.testing.assert_close(fused(x), reference(x), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before, fused(x).detach())
