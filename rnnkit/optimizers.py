@@ -575,7 +575,33 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
-class Adam(Optimizer):
+class _MomentOptimizer(Optimizer):
+    """Shared by Adam, Adamax and Nadam: two moment decays and an epsilon, checked and kept
+    the same way; the subclass names the torch optimizer that holds its Keras formula."""
+
+    torch_class: type
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        owner = type(self).__name__
+        _check_range(owner, "beta_1", beta_1, 0, 1, high_open=True)
+        _check_range(owner, "beta_2", beta_2, 0, 1, high_open=True)
+        _check_range(owner, "epsilon", epsilon, 0)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _make_torch_optimizer(self, params):
+        return self.torch_class(params, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class Adam(_MomentOptimizer):
     """Adam, Keras formula (see _KerasAdam).
 
     Args:
@@ -596,12 +622,8 @@ class Adam(Optimizer):
         amsgrad=False,
         **kwargs,
     ):
-        super().__init__(learning_rate, **kwargs)
-        owner = type(self).__name__
-        _check_range(owner, "beta_1", beta_1, 0, 1, high_open=True)
-        _check_range(owner, "beta_2", beta_2, 0, 1, high_open=True)
-        _check_range(owner, "epsilon", epsilon, 0)
-        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
+        self.amsgrad = amsgrad
 
     def _make_torch_optimizer(self, params):
         return _KerasAdam(
@@ -609,13 +631,7 @@ class Adam(Optimizer):
         )
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "amsgrad": self.amsgrad,
-        }
+        return {**super().get_config(), "amsgrad": self.amsgrad}
 
 
 class AdamW(Adam):
@@ -731,7 +747,7 @@ class Adadelta(Optimizer):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
 
-class Adamax(Optimizer):
+class Adamax(_MomentOptimizer):
     """Adamax (Adam with the infinity norm), Keras formula (see _KerasAdamax).
 
     Args:
@@ -742,26 +758,10 @@ class Adamax(Optimizer):
         weight_decay, clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        _check_range("Adamax", "beta_1", beta_1, 0, 1, high_open=True)
-        _check_range("Adamax", "beta_2", beta_2, 0, 1, high_open=True)
-        _check_range("Adamax", "epsilon", epsilon, 0)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-
-    def _make_torch_optimizer(self, params):
-        return _KerasAdamax(params, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
+    torch_class = _KerasAdamax
 
 
-class Nadam(Optimizer):
+class Nadam(_MomentOptimizer):
     """Nadam (Adam with Nesterov momentum and Dozat's momentum schedule); see _KerasNadam.
 
     Args:
@@ -770,23 +770,7 @@ class Nadam(Optimizer):
         weight_decay, clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        _check_range("Nadam", "beta_1", beta_1, 0, 1, high_open=True)
-        _check_range("Nadam", "beta_2", beta_2, 0, 1, high_open=True)
-        _check_range("Nadam", "epsilon", epsilon, 0)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-
-    def _make_torch_optimizer(self, params):
-        return _KerasNadam(params, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
+    torch_class = _KerasNadam
 
 
 _CLASSES = {
