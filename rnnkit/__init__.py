@@ -7,7 +7,7 @@ model = Sequential([SimpleRNN(3, input_shape=(4, 5)), Dense(1, activation="sigmo
 model.summary()
 """
 
-from rnnkit import layers, models, saving, utils
+from rnnkit import layers, models, preprocessing, saving, utils
 from rnnkit.layers import Input
 from rnnkit.models import Model, Sequential
 from rnnkit.saving import load_model
@@ -21,6 +21,7 @@ __all__ = [
     "layers",
     "load_model",
     "models",
+    "preprocessing",
     "saving",
     "utils",
     "__version__",

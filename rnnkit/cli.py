@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
+
+from rnnkit.forecast import ForecastSettings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +29,289 @@ def demo(epochs: int, seed: int) -> None:
     from rnnkit.demo import run_demo
 
     run_demo(epochs=epochs, seed=seed)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """A mistake in the input (a missing column, too few rows) ends with its message and
+    exit status 1, not a traceback."""
+    try:
+        yield
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _columns(values: tuple[str, ...]) -> list[str] | None:
+    """`--features a,b --features c` -> `["a", "b", "c"]`."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
+DEFAULTS = ForecastSettings()
+DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
+
+
+@main.command()
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    help="Your table (CSV). Default: Seattle's daily weather 2012-2015, which ships with rnnkit.",
+)
+@click.option("--target", help="The column to forecast. Default with the built-in data: temp_max.")
+@click.option(
+    "--features",
+    multiple=True,
+    help="Input columns, comma-separated or repeated. Default: every numeric column.",
+)
+@click.option("--date-col", help="The column of dates (default: one named date/time, if any).")
+@click.option(
+    "--window",
+    default=DEFAULTS.window,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows the model sees per forecast.",
+)
+@click.option(
+    "--horizon",
+    default=DEFAULTS.horizon,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows ahead to forecast.",
+)
+@click.option(
+    "--cell",
+    default=DEFAULTS.cell,
+    show_default=True,
+    type=click.Choice(["simple_rnn", "lstm", "gru"]),
+    help="The recurrent layer.",
+)
+@click.option("--units", default=DEFAULTS.units, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--epochs",
+    default=DEFAULTS.epochs,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many; training stops when validation stops improving.",
+)
+@click.option(
+    "--patience",
+    default=DEFAULTS.patience,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Epochs without improvement before stopping.",
+)
+@click.option(
+    "--batch-size", default=DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1)
+)
+@click.option(
+    "--learning-rate",
+    default=DEFAULTS.learning_rate,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+)
+@click.option(
+    "--validation-split",
+    default=DEFAULTS.validation_split,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Rows after the training rows.",
+)
+@click.option(
+    "--test-split",
+    default=DEFAULTS.test_split,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="The last rows, kept for the final score.",
+)
+@click.option(
+    "--season",
+    type=click.IntRange(min=1),
+    help="Rows per season for the seasonal-naive baseline (default: from the dates).",
+)
+@click.option(
+    "--fill",
+    default=DEFAULTS.fill,
+    show_default=True,
+    type=click.Choice(["error", "ffill", "interpolate", "drop"]),
+    help="What to do with missing values.",
+)
+@click.option(
+    "--calendar/--no-calendar",
+    default=DEFAULTS.calendar,
+    show_default=True,
+    help="Give the model the day of the year (needs dates).",
+)
+@click.option(
+    "--predict-change/--predict-level",
+    default=DEFAULTS.predict_change,
+    show_default=True,
+    help="Learn the change from the last value, or the value itself.",
+)
+@click.option(
+    "--ensemble",
+    default=DEFAULTS.ensemble,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Train this many models from different seeds and average them.",
+)
+@click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="CPU threads for torch. Small recurrent models train fastest on one: each step's "
+    "matrices are too small to split, and a second thread only waits.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="rnnkit-forecast",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the model, metrics and plot go.",
+)
+def forecast(csv_path, target, features, date_col, out_dir, threads, **options) -> None:
+    """Train a recurrent network to forecast a column of a table, and score it on the last rows.
+
+    With no options: Seattle's daily weather, tomorrow's temp_max from the last 14 days.
+    Prints the model, a progress bar and the test scores beside the persistence and
+    seasonal-naive forecasts; writes the model, metrics.json and forecast.png to --out.
+    """
+    from rich.console import Console
+
+    from rnnkit.forecast import ForecastSettings, load_series, read_table, train_forecast
+
+    console = Console()
+    _set_threads(threads)
+    with _user_errors():
+        if csv_path is not None and target is None:
+            raise ValueError("--csv needs --target, the column to forecast.")
+        frame, source = read_table(csv_path, date_col)
+        if date_col is None:
+            if csv_path is None:
+                date_col = "date"
+            else:
+                date_col = next((c for c in frame.columns if str(c).lower() in DATE_NAMES), None)
+                if date_col is not None:
+                    frame, source = read_table(csv_path, date_col)
+        settings = ForecastSettings(
+            target=target or "temp_max",
+            features=_columns(features),
+            date_col=date_col,
+            **options,
+        )
+        settings.check()
+        series = load_series(
+            frame, settings.target, settings.features, date_col, settings.fill, source
+        )
+        _describe_series(console, source, series, settings)
+        result = train_forecast(
+            series, settings, callbacks=[_progress(console)], summary=lambda m: m.summary()
+        )
+        _report(console, result)
+        from rnnkit.forecast import write_outputs
+
+        paths = write_outputs(result, out_dir)
+    console.print("Wrote " + ", ".join(paths.values()))
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _progress(console):
+    from rnnkit.callbacks import TrainingProgress
+
+    return TrainingProgress(console=console)
+
+
+def _describe_series(console, source, series, settings) -> None:
+    rows = len(series.target)
+    span = ""
+    if series.dates is not None:
+        span = f", {series.dates.iloc[0].date()} to {series.dates.iloc[-1].date()}"
+    console.print(f"Data: {source} ({rows} rows{span})")
+    extra = " + day of year (sin, cos)" if settings.calendar and series.dates is not None else ""
+    console.print(f"Features: {', '.join(series.names)}{extra}")
+    if series.skipped:
+        console.print(f"Left out (not numeric): {', '.join(series.skipped)}")
+    goal = "the change in" if settings.predict_change else ""
+    console.print(
+        f"Target: {goal} {settings.target} {settings.horizon} row(s) after each window of "
+        f"{settings.window}".replace("  ", " ")
+    )
+
+
+def _report(console, result) -> None:
+    from rich.table import Table
+
+    metrics = result.metrics
+    table = Table(title=f"Test set: {metrics['test_windows']} forecasts of {metrics['target']}")
+    table.add_column("forecast")
+    table.add_column("RMSE", justify="right")
+    table.add_column("MAE", justify="right")
+    table.add_column("RMSE vs persistence", justify="right")
+    base = metrics["persistence"]["rmse"]
+    rows = [
+        (f"model ({result.settings.cell})", metrics["model"]),
+        ("persistence (the last value)", metrics["persistence"]),
+    ]
+    if "seasonal_naive" in metrics:
+        seasonal = metrics["seasonal_naive"]
+        rows.append((f"seasonal naive ({seasonal['meaning']})", seasonal))
+    for name, scores in rows:
+        change = scores["rmse"] / base - 1
+        table.add_row(name, f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}", f"{change:+.1%}")
+    console.print(table)
+    skill = metrics["skill_vs_persistence"]
+    verdict = "below" if skill > 0 else "above"
+    console.print(f"Model RMSE is {abs(skill):.1%} {verdict} persistence.")
+
+
+@main.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    help="Recent rows of the table (a forecasting model).",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the forecast as CSV.")
+def predict(model_path, csv_path, output) -> None:
+    """Use a saved model: forecast what comes after the rows of --csv."""
+    from rich.console import Console
+
+    from rnnkit.saving import load_model
+
+    console = Console()
+    with _user_errors():
+        model = load_model(model_path, compile=False)
+        task = model.metadata.get("task")
+        if task == "forecast":
+            if csv_path is None:
+                raise ValueError(
+                    f"'{model_path}' forecasts a series: give its recent rows with --csv FILE."
+                )
+            from rnnkit.forecast import forecast_next, read_table
+
+            frame, source = read_table(csv_path, None)
+            table = forecast_next(model, frame, source)
+            console.print(table.to_string(index=False))
+            if output is not None:
+                from rnnkit.saving import _atomic_file
+
+                with _atomic_file(output, overwrite=True) as f:
+                    f.write(table.to_csv(index=False).encode())
+                console.print(f"Wrote {output}")
+        else:
+            raise ValueError(
+                f"'{model_path}' has no task rnnkit predict knows (metadata task={task!r}); "
+                "it reads models written by `rnnkit forecast`."
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover

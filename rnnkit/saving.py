@@ -76,7 +76,9 @@ def save_model(model, filepath, overwrite=True) -> None:
         overwrite: replace an existing file (default); False raises FileExistsError instead.
 
     A compiled model also keeps its optimizer, loss and metrics, and the optimizer's state
-    once it has trained, so that `load_model(...).fit(...)` continues exactly.
+    once it has trained, so that `load_model(...).fit(...)` continues exactly. What
+    `model.metadata` holds (JSON values: a tokenizer's vocabulary, a scaler's settings) is
+    saved too and comes back as `load_model(...).metadata`.
 
     Example:
         >>> import os, tempfile
@@ -90,6 +92,8 @@ def save_model(model, filepath, overwrite=True) -> None:
     """
     config = _to_json(layers.serialize(model), f"model '{model.name}': get_config()")
     compile_config = _compile_config(model) if getattr(model, "compiled", False) else None
+    metadata = getattr(model, "metadata", None)
+    metadata = _to_json(metadata, f"model '{model.name}': metadata") if metadata else None
     with _zip_writer(filepath, overwrite) as archive:
         archive.writestr(MANIFEST, _manifest(MODEL_FORMAT))
         archive.writestr("config.json", config)
@@ -98,6 +102,8 @@ def save_model(model, filepath, overwrite=True) -> None:
             archive.writestr("compile.json", compile_config)
             if model.optimizer.built:
                 _write_optimizer(archive, model.optimizer)
+        if metadata is not None:
+            archive.writestr("metadata.json", metadata)
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -134,6 +140,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         _assign_weights(model, weights, f"'{path}'")
     if compile and "compile.json" in members:
         _restore_compile(model, path, members, custom_objects or {})
+    if "metadata.json" in members:
+        metadata = _json_member(path, members, "metadata.json")
+        if not isinstance(metadata, dict):
+            raise ValueError(
+                f"'{path}': metadata.json holds {type(metadata).__name__}, not an object."
+            )
+        model.metadata = metadata
     return model
 
 

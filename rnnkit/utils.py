@@ -1,4 +1,5 @@
-"""Session helpers: fresh layer names and reproducible randomness."""
+"""Session helpers (fresh layer names, reproducible randomness), and the data helpers Keras
+code imports from `keras.utils`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import random
 import numpy as np
 import torch
 
+from rnnkit.data import PyDataset, pad_sequences, timeseries_dataset_from_array
 from rnnkit.layers._base import reset_names
+
+__all__ = [
+    "PyDataset",
+    "clear_session",
+    "pad_sequences",
+    "set_random_seed",
+    "timeseries_dataset_from_array",
+]
 
 
 def clear_session() -> None:

@@ -169,6 +169,15 @@ def added_masks(lib):
     return lib.Model([a, b], L.Dense(1)(L.SimpleRNN(3)(L.Add()([ha, hb]))))
 
 
+def averaged_ensemble(lib):
+    """Two recurrent branches averaged: how `rnnkit forecast --ensemble` saves its members."""
+    L = lib.L
+    i = L.Input(shape=(T, D))
+    a = L.Dense(2)(L.GRU(3)(i))
+    b = L.Dense(2)(L.SimpleRNN(4)(i))
+    return lib.Model(i, L.Average()([a, b]))
+
+
 def nested_embedding_mask(lib):
     """The mask made inside a nested model reaches the layers after it."""
     L = lib.L
@@ -198,6 +207,7 @@ MODELS = {
     "nested_functional": (nested_functional, float_steps),
     "concatenated_masks": (concatenated_masks, lambda rng: [token_ids(rng), token_ids(rng)]),
     "added_masks": (added_masks, lambda rng: [token_ids(rng), token_ids(rng)]),
+    "averaged_ensemble": (averaged_ensemble, float_steps),
     "nested_embedding_mask": (nested_embedding_mask, token_ids),
 }
 

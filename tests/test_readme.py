@@ -14,7 +14,7 @@ def _readme_commands() -> list[str]:
 def test_readme_opens_with_two_commands():
     commands = _readme_commands()
     assert len(commands) == 2
-    assert commands[0].endswith("rnnkit demo")
+    assert commands[0].endswith("rnnkit forecast")
     assert "pytest" in commands[1]
 
 

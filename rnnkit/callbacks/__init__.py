@@ -6,7 +6,7 @@ from rnnkit.callbacks._checkpoint import ModelCheckpoint
 from rnnkit.callbacks._lambda import LambdaCallback
 from rnnkit.callbacks._logging import CSVLogger
 from rnnkit.callbacks._lr import LearningRateScheduler, ReduceLROnPlateau
-from rnnkit.callbacks._progress import EpochLogger, ProgressBar
+from rnnkit.callbacks._progress import EpochLogger, ProgressBar, TrainingProgress
 from rnnkit.callbacks._stopping import EarlyStopping, TerminateOnNaN
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "ProgressBar",
     "ReduceLROnPlateau",
     "TerminateOnNaN",
+    "TrainingProgress",
 ]

@@ -95,3 +95,64 @@ def progress_logger(verbose) -> Callback | None:
     if verbose == 2:
         return EpochLogger()
     raise ValueError(f"verbose must be 'auto', 0, 1 or 2; got {verbose!r}.")
+
+
+class TrainingProgress(Callback):
+    """One bar for the whole run: epochs done, time left, and the latest epoch's metrics.
+
+    What the command line shows while it trains; in a terminal the bar updates in place,
+    elsewhere (a log file, CI) it prints a line every `every` epochs and at the end.
+
+    Example:
+        >>> import numpy as np
+        >>> from rnnkit import Sequential
+        >>> from rnnkit.layers import Dense
+        >>> model = Sequential([Dense(1, input_shape=(2,))])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> _ = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, verbose=0,
+        ...               callbacks=[TrainingProgress(every=1)])  # doctest: +ELLIPSIS
+        Epoch 1/2 - ... - loss: ...
+        Epoch 2/2 - ... - loss: ...
+    """
+
+    def __init__(self, console: Console | None = None, every: int = 10):
+        super().__init__()
+        self.console = console or Console()
+        self.every = every
+        self.progress = None
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+        self._last = None
+        if self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("epoch"),
+                MofNCompleteColumn(),
+                BarColumn(bar_width=30),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[logs]}"),
+                console=self.console,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("", total=self.params["epochs"], logs="")
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = format_logs(logs or {})
+        if self.progress is not None:
+            self.progress.update(self.task, completed=epoch + 1, logs=text)
+            return
+        self._last = (epoch, text)
+        if (epoch + 1) % self.every == 0 or epoch == 0:
+            self._line(epoch, text)
+            self._last = None
+
+    def _line(self, epoch, text):
+        took = time.perf_counter() - self._started
+        print(f"Epoch {epoch + 1}/{self.params['epochs']} - {took:.0f}s - {text}", flush=True)
+
+    def on_train_end(self, logs=None):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        elif self._last is not None:
+            self._line(*self._last)

@@ -12,6 +12,7 @@ from rnnkit.layers._bidirectional import Bidirectional
 from rnnkit.layers._core import (
     Activation,
     Add,
+    Average,
     Concatenate,
     Dense,
     Dropout,
@@ -31,6 +32,7 @@ from rnnkit.layers._wrappers import TimeDistributed
 __all__ = [
     "Activation",
     "Add",
+    "Average",
     "Bidirectional",
     "DenseRNNCell",
     "GRU",

@@ -305,7 +305,9 @@ class Add(Layer):
 
     def check_input_shape(self, shape):
         if not isinstance(shape, list) or len(shape) < 2:
-            raise ValueError(f"Add '{self.name}' takes a list of at least two tensors.")
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' takes a list of at least two tensors."
+            )
 
     def call(self, inputs):
         total = inputs[0]
@@ -324,3 +326,10 @@ class Add(Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+class Average(Add):
+    """The element-wise mean of a list of tensors of the same shape (an ensemble's output)."""
+
+    def call(self, inputs):
+        return super().call(inputs) / len(inputs)

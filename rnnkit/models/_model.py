@@ -56,6 +56,8 @@ class Model(Layer):
         self.loss = None
         self.compiled = False
         self.stop_training = False
+        # JSON-ready facts saved with the model (a tokenizer, a scaler, the columns it reads).
+        self.metadata: dict = {}
         self._nodes: list[Node] = []
         self.inputs = self.outputs = None
         if functional:
@@ -97,6 +99,7 @@ class Model(Layer):
             )
         self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
         self._layer_list = nn.ModuleList(_layers_in_keras_order(nodes, self.outputs))
+        _check_unique_names(self.name, list(self._layer_list))
         self.built = True
         self._build_input_shape = _tree.map_structure(lambda t: t.shape, inputs)
 
@@ -417,6 +420,20 @@ def _nodes_in_order(outputs) -> list[Node]:
     for t in outputs:
         visit(t.node)
     return order
+
+
+def _check_unique_names(model: str, layers: list) -> None:
+    """Weights are saved under their layer's name, so two layers may not share one."""
+    seen: dict[str, int] = {}
+    for layer in layers:
+        seen[layer.name] = seen.get(layer.name, 0) + 1
+    repeated = [name for name, count in seen.items() if count > 1]
+    if repeated:
+        raise ValueError(
+            f"Model '{model}': the name {repeated[0]!r} is used {seen[repeated[0]]} times; every "
+            "layer in a model needs its own name. Leave name= out to get unique names, or "
+            "give each layer a different one."
+        )
 
 
 def _layers_in_keras_order(nodes, outputs) -> list[Layer]:

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rnnkit import _tree
+from rnnkit.data._pydataset import PyDataset
 from rnnkit.layers._base import to_tensor
 
 
@@ -48,7 +49,7 @@ def take(x, index):
 
 
 def is_array_like(x) -> bool:
-    return not isinstance(x, (Dataset, DataLoader, Iterator)) and not (
+    return not isinstance(x, (Dataset, DataLoader, Iterator, PyDataset)) and not (
         hasattr(x, "__iter__") and hasattr(x, "__next__")
     )
 
@@ -86,7 +87,7 @@ class IterableBatches:
 
     def __init__(self, source, steps: int | None, device):
         self.source, self.steps, self.device = source, steps, device
-        self.reiterable = isinstance(source, DataLoader)
+        self.reiterable = isinstance(source, (DataLoader, PyDataset))
         self._iterator = None
         self._pending = None  # a batch taken from a generator by peek(), yielded first
 
@@ -126,6 +127,8 @@ class IterableBatches:
                 break
             yield unpack(batch, self.device)
             count += 1
+        if isinstance(self.source, PyDataset):
+            self.source.on_epoch_end()
         if count == 0:
             raise ValueError(
                 f"The {type(self.source).__name__} given to fit yielded no batches this epoch. "
