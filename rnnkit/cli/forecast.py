@@ -1,44 +1,11 @@
-"""The `rnnkit` command line."""
+"""`rnnkit forecast`: train on a table's past rows, score on its last ones (rnnkit/forecast.py)."""
 
 from __future__ import annotations
 
-import contextlib
-
 import click
 
+from rnnkit.cli._common import progress, set_threads, user_errors
 from rnnkit.forecast import ForecastSettings
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="rnnkit")
-def main() -> None:
-    """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
-
-
-@main.command()
-@click.option(
-    "--epochs",
-    default=30,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Epochs for the small training run at the end.",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-def demo(epochs: int, seed: int) -> None:
-    """Build the models from the notes, show them, and train a small SimpleRNN."""
-    from rnnkit.demo import run_demo
-
-    run_demo(epochs=epochs, seed=seed)
-
-
-@contextlib.contextmanager
-def _user_errors():
-    """A mistake in the input (a missing column, too few rows) ends with its message and
-    exit status 1, not a traceback."""
-    try:
-        yield
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from None
 
 
 def _columns(values: tuple[str, ...]) -> list[str] | None:
@@ -51,7 +18,7 @@ DEFAULTS = ForecastSettings()
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 
 
-@main.command()
+@click.command()
 @click.option(
     "--csv",
     "csv_path",
@@ -184,8 +151,8 @@ def forecast(csv_path, target, features, date_col, out_dir, threads, **options) 
     from rnnkit.forecast import ForecastSettings, load_series, read_table, train_forecast
 
     console = Console()
-    _set_threads(threads)
-    with _user_errors():
+    set_threads(threads)
+    with user_errors():
         if csv_path is not None and target is None:
             raise ValueError("--csv needs --target, the column to forecast.")
         frame, source = read_table(csv_path, date_col)
@@ -208,25 +175,13 @@ def forecast(csv_path, target, features, date_col, out_dir, threads, **options) 
         )
         _describe_series(console, source, series, settings)
         result = train_forecast(
-            series, settings, callbacks=[_progress(console)], summary=lambda m: m.summary()
+            series, settings, callbacks=[progress(console)], summary=lambda m: m.summary()
         )
         _report(console, result)
         from rnnkit.forecast import write_outputs
 
         paths = write_outputs(result, out_dir)
     console.print("Wrote " + ", ".join(paths.values()))
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _progress(console):
-    from rnnkit.callbacks import TrainingProgress
-
-    return TrainingProgress(console=console)
 
 
 def _describe_series(console, source, series, settings) -> None:
@@ -270,49 +225,3 @@ def _report(console, result) -> None:
     skill = metrics["skill_vs_persistence"]
     verdict = "below" if skill > 0 else "above"
     console.print(f"Model RMSE is {abs(skill):.1%} {verdict} persistence.")
-
-
-@main.command()
-@click.argument("model_path", type=click.Path(dir_okay=False))
-@click.option(
-    "--csv",
-    "csv_path",
-    type=click.Path(dir_okay=False),
-    help="Recent rows of the table (a forecasting model).",
-)
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write the forecast as CSV.")
-def predict(model_path, csv_path, output) -> None:
-    """Use a saved model: forecast what comes after the rows of --csv."""
-    from rich.console import Console
-
-    from rnnkit.saving import load_model
-
-    console = Console()
-    with _user_errors():
-        model = load_model(model_path, compile=False)
-        task = model.metadata.get("task")
-        if task == "forecast":
-            if csv_path is None:
-                raise ValueError(
-                    f"'{model_path}' forecasts a series: give its recent rows with --csv FILE."
-                )
-            from rnnkit.forecast import forecast_next, read_table
-
-            frame, source = read_table(csv_path, None)
-            table = forecast_next(model, frame, source)
-            console.print(table.to_string(index=False))
-            if output is not None:
-                from rnnkit.saving import _atomic_file
-
-                with _atomic_file(output, overwrite=True) as f:
-                    f.write(table.to_csv(index=False).encode())
-                console.print(f"Wrote {output}")
-        else:
-            raise ValueError(
-                f"'{model_path}' has no task rnnkit predict knows (metadata task={task!r}); "
-                "it reads models written by `rnnkit forecast`."
-            )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,22 @@
+"""The `rnnkit` command line: one module per command, each a thin layer over the library."""
+
+from __future__ import annotations
+
+import click
+
+from rnnkit.cli.demo import demo
+from rnnkit.cli.forecast import forecast
+from rnnkit.cli.predict import predict
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rnnkit")
+def main() -> None:
+    """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
+
+
+for command in (forecast, predict, demo):
+    main.add_command(command)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

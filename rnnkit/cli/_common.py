@@ -1,0 +1,29 @@
+"""What every command shares: user errors as messages, threads, the progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+
+@contextlib.contextmanager
+def user_errors():
+    """A mistake in the input (a missing column, too few rows) ends with its message and
+    exit status 1, not a traceback."""
+    try:
+        yield
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def progress(console):
+    from rnnkit.callbacks import TrainingProgress
+
+    return TrainingProgress(console=console)

@@ -1,0 +1,86 @@
+"""`rnnkit predict MODEL ...`: use a model saved by one of the training commands.
+
+A saved model's `metadata["task"]` names the command that trained it; each task has a
+handler here that reads the input that task needs (`--csv` rows or `--text` strings).
+"""
+
+from __future__ import annotations
+
+import click
+
+from rnnkit.cli._common import user_errors
+
+
+def write_csv(console, table, output) -> None:
+    """`table` (a DataFrame) to `output`, atomically."""
+    from rnnkit.saving import _atomic_file
+
+    with _atomic_file(output, overwrite=True) as f:
+        f.write(table.to_csv(index=False).encode())
+    console.print(f"Wrote {output}")
+
+
+def _forecast(console, model, model_path, csv_path, texts, output) -> None:
+    if csv_path is None:
+        raise ValueError(
+            f"'{model_path}' forecasts a series: give its recent rows with --csv FILE."
+        )
+    from rnnkit.forecast import forecast_next, read_table
+
+    frame, source = read_table(csv_path, None)
+    table = forecast_next(model, frame, source)
+    console.print(table.to_string(index=False))
+    if output is not None:
+        write_csv(console, table, output)
+
+
+def _texts(model_path, texts, task: str) -> list[str]:
+    if not texts:
+        raise ValueError(f"'{model_path}' is a {task} model: give the text with --text \"...\".")
+    return list(texts)
+
+
+def _classify(console, model, model_path, csv_path, texts, output) -> None:
+    from rnnkit.classify import classify_texts
+
+    table = classify_texts(model, _texts(model_path, texts, "classification"))
+    console.print(table.to_string(index=False))
+    if output is not None:
+        write_csv(console, table, output)
+
+
+# task (model.metadata["task"]) -> handler(console, model, path, csv, texts, output)
+HANDLERS = {"forecast": _forecast, "classify": _classify}
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    help="Recent rows of the table (a model from `rnnkit forecast`).",
+)
+@click.option(
+    "--text",
+    "texts",
+    multiple=True,
+    help="A text to classify or tag (repeat for several).",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the result as CSV.")
+def predict(model_path, csv_path, texts, output) -> None:
+    """Use a saved model: forecast after the rows of --csv, or classify or tag --text."""
+    from rich.console import Console
+
+    from rnnkit.saving import load_model
+
+    console = Console()
+    with user_errors():
+        model = load_model(model_path, compile=False)
+        task = model.metadata.get("task")
+        if task not in HANDLERS:
+            raise ValueError(
+                f"'{model_path}' has no task rnnkit predict knows (metadata task={task!r}); it "
+                f"reads models written by `rnnkit {'`, `rnnkit '.join(HANDLERS)}`."
+            )
+        HANDLERS[task](console, model, model_path, csv_path, texts, output)
