@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rnnkit.cli.classify import classify
 from rnnkit.cli.demo import demo
 from rnnkit.cli.forecast import forecast
 from rnnkit.cli.predict import predict
@@ -15,7 +16,7 @@ def main() -> None:
     """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
 
 
-for command in (forecast, predict, demo):
+for command in (forecast, classify, predict, demo):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

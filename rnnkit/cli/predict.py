@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from rnnkit.cli._common import user_errors
+from rnnkit.cli._common import print_frame, user_errors
 
 
 def write_csv(console, table, output) -> None:
@@ -29,7 +29,7 @@ def _forecast(console, model, model_path, csv_path, texts, output) -> None:
 
     frame, source = read_table(csv_path, None)
     table = forecast_next(model, frame, source)
-    console.print(table.to_string(index=False))
+    print_frame(console, table)
     if output is not None:
         write_csv(console, table, output)
 
@@ -44,7 +44,7 @@ def _classify(console, model, model_path, csv_path, texts, output) -> None:
     from rnnkit.classify import classify_texts
 
     table = classify_texts(model, _texts(model_path, texts, "classification"))
-    console.print(table.to_string(index=False))
+    print_frame(console, table)
     if output is not None:
         write_csv(console, table, output)
 
