@@ -8,6 +8,7 @@ from rnnkit.cli.classify import classify
 from rnnkit.cli.demo import demo
 from rnnkit.cli.forecast import forecast
 from rnnkit.cli.predict import predict
+from rnnkit.cli.tag import tag
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +17,7 @@ def main() -> None:
     """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
 
 
-for command in (forecast, classify, predict, demo):
+for command in (forecast, classify, tag, predict, demo):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,8 +49,25 @@ def _classify(console, model, model_path, csv_path, texts, output) -> None:
         write_csv(console, table, output)
 
 
+def _tag(console, model, model_path, csv_path, texts, output) -> None:
+    import pandas as pd
+
+    from rnnkit.tag import tag_texts, unknown_words
+
+    tagged = tag_texts(model, _texts(model_path, texts, "tagging"))
+    for pairs in tagged:
+        console.print(" ".join(f"{token}/{tag}" for token, tag in pairs), markup=False)
+        unknown = unknown_words(model, [token for token, _ in pairs])
+        if unknown:
+            note = f"  (not seen in training, tagged from context: {', '.join(unknown)})"
+            console.print(note, markup=False)
+    if output is not None:
+        rows = [(i, t, g) for i, pairs in enumerate(tagged, 1) for t, g in pairs]
+        write_csv(console, pd.DataFrame(rows, columns=["text", "token", "tag"]), output)
+
+
 # task (model.metadata["task"]) -> handler(console, model, path, csv, texts, output)
-HANDLERS = {"forecast": _forecast, "classify": _classify}
+HANDLERS = {"forecast": _forecast, "classify": _classify, "tag": _tag}
 
 
 @click.command()
