@@ -190,18 +190,32 @@ class _KerasAdam(torch.optim.Optimizer):
             b1_power, b2_power = _scalar(b1, params[0]) ** t, _scalar(b2, params[0]) ** t
             alpha = _scalar(group["lr"], params[0]) * torch.sqrt(one - b2_power) / (one - b1_power)
             for p in params:
-                g, state = p.grad, self.state[p]
+                state = self.state[p]
                 if not state:
                     state["momentum"] = torch.zeros_like(p)
                     state["velocity"] = torch.zeros_like(p)
                     if group["amsgrad"]:
                         state["velocity_hat"] = torch.zeros_like(p)
-                m, v = state["momentum"], state["velocity"]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).add_(g * g, alpha=1 - b2)
-                if group["amsgrad"]:
-                    v = torch.maximum(state["velocity_hat"], v, out=state["velocity_hat"])
-                p.sub_(m * alpha / (torch.sqrt(v) + group["eps"]))
+            grads = [p.grad for p in params]
+            m = [self.state[p]["momentum"] for p in params]
+            v = [self.state[p]["velocity"] for p in params]
+            # The per-tensor formula below, run as one op per line for all tensors at once
+            # (the same element-wise operations, so the same numbers, without a Python loop):
+            #   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g * g
+            #   w -= m * alpha / (sqrt(v) + eps)
+            torch._foreach_mul_(m, b1)
+            torch._foreach_add_(m, grads, alpha=1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_add_(v, torch._foreach_mul(grads, grads), alpha=1 - b2)
+            if group["amsgrad"]:
+                v_hat = [self.state[p]["velocity_hat"] for p in params]
+                torch._foreach_maximum_(v_hat, v)
+                v = v_hat
+            denominator = torch._foreach_sqrt(v)
+            torch._foreach_add_(denominator, group["eps"])
+            update = torch._foreach_mul(m, alpha)
+            torch._foreach_div_(update, denominator)
+            torch._foreach_sub_(params, update)
 
 
 class _KerasNadam(torch.optim.Optimizer):

@@ -115,4 +115,5 @@ class CallbackList:
             for callback in self.callbacks:
                 getattr(callback, hook)(*args)
 
+        self.__dict__[hook] = call  # found directly next time: fit calls two hooks per batch
         return call

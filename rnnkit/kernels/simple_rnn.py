@@ -30,34 +30,44 @@ ACTIVATIONS = {
 
 
 class SimpleRNNRecurrence(torch.autograd.Function):
-    """`states = recurrence(xw, h0, U, mask, activation)`; shapes `(T, B, H)`, `(B, H)`, `(H, H)`.
+    """`states = recurrence(xw, h0, U, mask, activation)`; shapes `(B, T, H)`, `(B, H)`, `(H, H)`.
 
     `mask` is `(T, B, 1)` booleans (True: step, False: hold the state) or None.
-    Returns the state after every step, `(T, B, H)`.
+    Returns the state after every step, time-major: `(T, B, H)`.
     """
 
     @staticmethod
     def forward(ctx, xw, h0, recurrent_kernel, mask, activation: str):
         act, _ = ACTIVATIONS[activation]
-        steps = xw.shape[0]
-        a = torch.empty_like(xw)  # activations, (T, B, H)
-        h = torch.empty_like(xw) if mask is not None else a
-        prev = h0
+        batch, steps, units = xw.shape
+        # a_t = xw_t + h_{t-1} U is accumulated in place on a time-major copy of xw (one copy
+        # for all steps). Row 0 of the state buffer is h_0, so h_{t-1} for every step is a
+        # view in the backward pass, not a concatenation.
+        a_all = xw.new_empty(steps + 1, batch, units)  # (T + 1, B, H)
+        a = a_all[1:]
+        a.copy_(xw.transpose(0, 1))
+        # Without a mask no step is held, so the states are the activations themselves.
+        h_all = a_all if mask is None else xw.new_empty(steps + 1, batch, units)
+        h_all[0] = h0
+        states, a_steps, keep = (
+            h_all.unbind(0),
+            a.unbind(0),
+            mask.unbind(0) if mask is not None else None,
+        )
         for t in range(steps):
-            torch.addmm(xw[t], prev, recurrent_kernel, out=a[t])
-            act(a[t])
-            if mask is not None:
-                torch.where(mask[t], a[t], prev, out=h[t])
-            prev = h[t]
-        ctx.save_for_backward(h0, recurrent_kernel, a, h, mask)
+            a_t = a_steps[t].addmm_(states[t], recurrent_kernel)
+            act(a_t)
+            if keep is not None:
+                torch.where(keep[t], a_t, states[t], out=states[t + 1])
+        ctx.save_for_backward(recurrent_kernel, a, h_all, mask)
         ctx.activation = activation
-        return h
+        return h_all[1:]
 
     @staticmethod
     def backward(ctx, grad_h):
-        h0, recurrent_kernel, a, h, mask = ctx.saved_tensors
+        recurrent_kernel, a, h_all, mask = ctx.saved_tensors
         _, derivative = ACTIVATIONS[ctx.activation]
-        steps = a.shape[0]
+        steps, _, units = a.shape
         grad_z = torch.empty_like(a)  # (T, B, H)
         u_t = recurrent_kernel.t()
         # Everything that does not depend on the recurrence is computed for all steps at once,
@@ -67,18 +77,22 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         if mask is not None:
             keep = mask.to(a.dtype)  # (T, B, 1)
             slope = slope * keep  # a masked step sends nothing through the cell
-            hold = 1 - keep  # ... its gradient goes straight to h_{t-1}
-        g = grad_h[steps - 1]  # dL/dh_t: from the output at t and from step t+1
+            hold = (1 - keep).unbind(0)  # ... its gradient goes straight to h_{t-1}
+        slopes, grads_z, grads_h = slope.unbind(0), grad_z.unbind(0), grad_h.unbind(0)
+        g = grads_h[steps - 1]  # dL/dh_t: from the output at t and from step t+1
         for t in range(steps - 1, -1, -1):
-            torch.mul(g, slope[t], out=grad_z[t])
-            back = g * hold[t] if hold is not None else None
-            carry = grad_z[t] @ u_t if back is None else torch.addmm(back, grad_z[t], u_t)
-            if t > 0:
-                g = carry + grad_h[t - 1]
-        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])  # (T, B, H)
-        units = h0.shape[-1]
-        grad_u = h_prev.reshape(-1, units).t() @ grad_z.reshape(-1, units)
-        return grad_z, carry, grad_u, None, None
+            dz = torch.mul(g, slopes[t], out=grads_z[t])
+            # dL/dh_{t-1} = dz U^T (+ g on a held step) + what the output at t-1 receives
+            if hold is None:
+                back = grads_h[t - 1] if t > 0 else None
+            elif t > 0:
+                back = torch.addcmul(grads_h[t - 1], g, hold[t])
+            else:
+                back = g * hold[t]
+            g = dz @ u_t if back is None else torch.addmm(back, dz, u_t)
+        h_prev = h_all[:-1].reshape(-1, units)  # h_{t-1} for every step, (T*B, H)
+        grad_u = h_prev.t() @ grad_z.reshape(-1, units)
+        return grad_z.transpose(0, 1), g, grad_u, None, None
 
 
 def torch_rnn_inference(x, h0, kernel, recurrent_kernel, bias, activation):
@@ -102,9 +116,8 @@ def simple_rnn_states(xw, h0, recurrent_kernel, mask=None, activation="tanh"):
         mask: `(B, T)` booleans or None; `False` steps keep the previous state.
         activation: one of `ACTIVATIONS`.
     """
-    xw_t = xw.transpose(0, 1).contiguous()  # (T, B, H)
     mask_t = None
     if mask is not None:
         mask_t = mask.transpose(0, 1).unsqueeze(-1).bool().contiguous()  # (T, B, 1)
-    states = SimpleRNNRecurrence.apply(xw_t, h0, recurrent_kernel, mask_t, activation)
+    states = SimpleRNNRecurrence.apply(xw, h0, recurrent_kernel, mask_t, activation)
     return states.transpose(0, 1)  # (B, T, H)

@@ -100,7 +100,7 @@ class Embedding(Layer):
                 )
             inputs = inputs.long()
         if inputs.numel():
-            low, high = int(inputs.min()), int(inputs.max())
+            low, high = (int(v) for v in torch.aminmax(inputs))
             if low < 0 or high >= self.input_dim:
                 raise ValueError(
                     f"Embedding '{self.name}' has input_dim={self.input_dim}, so ids must lie in "
@@ -111,7 +111,9 @@ class Embedding(Layer):
         return inputs.long()
 
     def call(self, inputs):
-        return self.embeddings[self._ids(inputs)]  # (B, L, output_dim)
+        # The same rows as `self.embeddings[ids]`; torch's embedding backward sums the
+        # gradient rows about twice as fast as indexing's scatter-add.
+        return torch.nn.functional.embedding(self._ids(inputs), self.embeddings)  # (B, L, dim)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
+from rnnkit.kernels.gru import gru_states
+from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.kernels.torch_rnn import gru_sequence
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, torch_kernel_blocker
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, masked_outputs, torch_kernel_blocker
 
 
 class GRUCell(DenseRNNCell):
@@ -110,16 +112,56 @@ class GRU(CellLayer):
     cell_class = GRUCell
 
     def choose_path(self, training, mask=None, batch=None):
+        cell = self.cell
+        if not self.use_fused:
+            return None, "reference loop (use_fused=False)"
+        if type(cell) is not GRUCell:
+            return None, f"reference loop (custom cell {type(cell).__name__})"
+        for arg in ("activation", "recurrent_activation"):
+            name = activations.serialize(getattr(cell, arg))
+            if name not in ACTIVATIONS:
+                return None, (
+                    f"reference loop ({arg} {name!r} has no fused derivative; fused: "
+                    f"{', '.join(ACTIVATIONS)})"
+                )
+        if training and cell.recurrent_dropout:
+            return None, "reference loop (recurrent_dropout needs the state masked inside the loop)"
         blocker = torch_kernel_blocker(self, GRUCell, training, mask, batch)
-        if not blocker and not self.cell.reset_after:
-            blocker = "reset_after=False: torch's GRU applies the reset gate after the product"
-        if blocker:
-            return None, f"reference loop ({blocker})"
-        return self._fused_recurrence, "torch's fused GRU (oneDNN on CPU, cuDNN on GPU)"
+        if not blocker and not cell.reset_after:
+            blocker = "reset_after=False"
+        weight = next(self.parameters(), None)
+        on_gpu = weight is not None and weight.device.type != "cpu"
+        if not blocker and (on_gpu or not torch.is_grad_enabled()):
+            # cuDNN on a GPU; torch's C++ loop when there is no backward pass to write.
+            return self._torch_recurrence, "torch's fused GRU (oneDNN on CPU, cuDNN on GPU)"
+        why = "masks, any reset_after" if on_gpu else "measured faster than torch's GRU on CPU"
+        return self._fused_recurrence, f"fused GRU recurrence (hand-written backward; {why})"
 
-    def _fused_recurrence(self, x, states, mask, training):
+    def _torch_recurrence(self, x, states, mask, training):
         cell = self.cell
         if cell.input_mask is not None:
             x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
         outputs, h = gru_sequence(x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias)
         return outputs, h, [h]
+
+    def _fused_recurrence(self, x, states, mask, training):
+        """Same results as the reference loop: one GEMM for `x W + b`, then the fused loop."""
+        cell = self.cell
+        if cell.input_mask is not None:
+            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        b_in, b_rec = cell._biases()
+        xw = x @ cell.kernel  # (B, T, 3H)
+        if b_in is not None:
+            xw = xw + b_in
+        h = gru_states(
+            xw,
+            states[0],
+            cell.recurrent_kernel,
+            b_rec,
+            mask,
+            activations.serialize(cell.activation),
+            activations.serialize(cell.recurrent_activation),
+            cell.reset_after,
+        )  # (B, T, H)
+        outputs = masked_outputs(self, h, mask)
+        return outputs, outputs[:, -1], [h[:, -1]]

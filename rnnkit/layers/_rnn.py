@@ -635,6 +635,16 @@ def torch_kernel_blocker(layer, cell_class, training, mask, batch=None) -> str |
     return None
 
 
+def masked_outputs(layer, states, mask):
+    """The outputs of a masked sequence from its states `(B, T, H)`, as the reference loop
+    gives them: a masked step repeats the last output (zeros before the first real step), or
+    is zeros with `zero_output_for_mask`; the state is held either way."""
+    if mask is None:
+        return states
+    shown = mask if layer.zero_output_for_mask else mask.cummax(dim=1).values
+    return torch.where(shown.unsqueeze(-1), states, torch.zeros_like(states))
+
+
 def _check_mask(layer, mask, x) -> torch.Tensor:
     mask = to_tensor(mask, device=x.device)
     if mask.dim() == 3 and mask.shape[-1] == 1:

@@ -6,7 +6,7 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states, torch_rnn_inference
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, masked_outputs
 
 
 class SimpleRNNCell(DenseRNNCell):
@@ -100,10 +100,5 @@ class SimpleRNN(CellLayer):
         h = simple_rnn_states(
             xw, states[0], cell.recurrent_kernel, mask, activations.serialize(cell.activation)
         )  # (B, T, H)
-        outputs = h
-        if mask is not None:
-            # Masked steps repeat the last output (zeros before the first real step), or are
-            # zeros with zero_output_for_mask; the state is held either way.
-            shown = mask if self.zero_output_for_mask else mask.cummax(dim=1).values
-            outputs = torch.where(shown.unsqueeze(-1), h, torch.zeros_like(h))
+        outputs = masked_outputs(self, h, mask)
         return outputs, outputs[:, -1], [h[:, -1]]

@@ -17,7 +17,7 @@ import torch
 from rnnkit import _tree, losses, metrics, optimizers
 from rnnkit.callbacks._base import Callback, CallbackList, History
 from rnnkit.callbacks._progress import progress_logger
-from rnnkit.layers._base import get_mask
+from rnnkit.layers._base import Layer, get_mask
 from rnnkit.training._data import (
     ArrayBatches,
     is_array_like,
@@ -87,6 +87,9 @@ class _Step:
     def __init__(self, model):
         self.model = model
         self.loss_tracker = metrics.Mean(name="loss")
+        # Walking every module for penalties and constraints costs more than a small model's
+        # step; fit and evaluate build the model before making a _Step, so look once.
+        self.penalized, self.constrained = _penalties_and_constraints(model)
 
     def metric_list(self, y, y_pred):
         """The `metrics` then the `weighted_metrics`, built once the shapes are known."""
@@ -118,7 +121,7 @@ class _Step:
         y_pred = self.model(x, training=training)
         mask = get_mask(y_pred)
         loss = self.model.loss(y, y_pred, sample_weight=sample_weight, mask=mask)
-        penalties = self.model.losses
+        penalties = self.model.losses if self.penalized else None
         if penalties:
             loss = loss + torch.stack([p.reshape(()) for p in penalties]).sum()
         with torch.no_grad():
@@ -131,6 +134,26 @@ class _Step:
                 else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
                     m.update_state(y, y_pred.detach(), sample_weight=weight)
         return loss
+
+
+def _penalties_and_constraints(model) -> tuple[bool, bool]:
+    """Whether `model.losses` can hold anything, and whether any weight has a constraint."""
+    penalized = constrained = False
+    for layer in model.modules():
+        if not isinstance(layer, Layer):
+            continue
+        custom = type(layer).losses is not Layer.losses  # a layer that adds its own losses
+        infos = layer._weight_info.values()
+        penalized |= (
+            custom
+            or layer.activity_regularizer is not None
+            or bool(layer._activity_losses)
+            or any(regularizer is not None for regularizer, _, _ in infos)
+        )
+        constrained |= type(layer).apply_constraints is not Layer.apply_constraints or any(
+            constraint is not None for _, constraint, _ in infos
+        )
+    return penalized, constrained
 
 
 def _device(model):
@@ -385,7 +408,8 @@ def fit_model(
             loss = step.forward(xb, yb, wb, training=True)
             loss.backward()
             model.optimizer.step()
-            model.apply_constraints()
+            if step.constrained:
+                model.apply_constraints()
             callback_list.on_train_batch_end(
                 batch, _sorted(step.logs()) if callback_list.wants_batch_logs else None
             )
