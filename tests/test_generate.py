@@ -262,3 +262,18 @@ def test_bad_temperature_and_length_are_refused(trained):
     for option, value in (("--temperature", 0), ("--length", 0)):
         result = _run("generate", path, option, value, expect_ok=False)
         assert result.exit_code != 0 and option in result.output
+
+
+def test_predict_points_a_language_model_to_generate(tmp_path):
+    from click.testing import CliRunner
+
+    from rnnkit import Sequential
+    from rnnkit.cli import main
+    from rnnkit.layers import Dense
+
+    model = Sequential([Dense(1, input_shape=(2,))])
+    model.metadata = {"task": "generate"}
+    model.save(tmp_path / "m.rnnkit")
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "m.rnnkit"), "--text", "To be"])
+    assert result.exit_code != 0
+    assert "rnnkit generate" in result.output and "--seed" in result.output

@@ -67,7 +67,14 @@ def _tag(console, model, model_path, csv_path, texts, output) -> None:
 
 
 # task (model.metadata["task"]) -> handler(console, model, path, csv, texts, output)
-HANDLERS = {"forecast": _forecast, "classify": _classify, "tag": _tag}
+def _generate(console, model, model_path, csv_path, texts, output) -> None:
+    raise ValueError(
+        f"'{model_path}' is a language model: it continues a text rather than predicting "
+        f'labels. Sample from it with: rnnkit generate {model_path} --seed "To be" --length 200'
+    )
+
+
+HANDLERS = {"forecast": _forecast, "classify": _classify, "tag": _tag, "generate": _generate}
 
 
 @click.command()
