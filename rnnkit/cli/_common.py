@@ -40,3 +40,75 @@ def print_frame(console, frame, title: str | None = None) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*(str(value) for value in row))
     console.print(table)
+
+
+def training_options(defaults, cells, out: str, seed_option: str = "--seed"):
+    """The options every training command shares, with defaults from its settings dataclass.
+
+    Adds --cell, --units, --epochs, --batch-size, --learning-rate, --threads, the seed
+    (`seed_option`, passed as `seed`, or `random_seed` for --random-seed) and --out
+    (passed as `out_dir`).
+    """
+    seed_name = seed_option.lstrip("-").replace("-", "_")
+    options = [
+        click.option(
+            "--cell",
+            default=defaults.cell,
+            show_default=True,
+            type=click.Choice(list(cells)),
+            help="The recurrent layer.",
+        ),
+        click.option(
+            "--units", default=defaults.units, show_default=True, type=click.IntRange(min=1)
+        ),
+        click.option(
+            "--epochs",
+            default=defaults.epochs,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="At most this many; training stops when validation stops improving.",
+        ),
+        click.option(
+            "--batch-size",
+            default=defaults.batch_size,
+            show_default=True,
+            type=click.IntRange(min=1),
+        ),
+        click.option(
+            "--learning-rate",
+            default=defaults.learning_rate,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+        ),
+        click.option(
+            "--threads",
+            default=1,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="CPU threads for torch. Small recurrent models train fastest on one: each "
+            "step's matrices are too small to split, and a second thread only waits.",
+        ),
+        click.option(
+            seed_option,
+            seed_name,
+            default=defaults.seed,
+            show_default=True,
+            type=int,
+            help="Seeds the weights, the shuffling and any random draws.",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            default=out,
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help="Where the model and its metrics go.",
+        ),
+    ]
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from rnnkit.classify import ClassifySettings
-from rnnkit.cli._common import progress, set_threads, user_errors
+from rnnkit.classify import CELLS, ClassifySettings
+from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 
 DEFAULTS = ClassifySettings()
 
@@ -20,13 +20,6 @@ DEFAULTS = ClassifySettings()
 )
 @click.option("--text", "text_col", help="The column of texts (with --csv).")
 @click.option("--label", "label_col", help="The column of labels (with --csv).")
-@click.option(
-    "--cell",
-    default=DEFAULTS.cell,
-    show_default=True,
-    type=click.Choice(["simple_rnn", "lstm", "gru"]),
-)
-@click.option("--units", default=DEFAULTS.units, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--embedding-dim", default=DEFAULTS.embedding_dim, show_default=True, type=click.IntRange(min=1)
 )
@@ -49,43 +42,12 @@ DEFAULTS = ClassifySettings()
     help="Words kept per text (default: enough for 95% of the training texts).",
 )
 @click.option(
-    "--epochs",
-    default=DEFAULTS.epochs,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many; training stops when validation stops improving.",
-)
-@click.option(
-    "--batch-size", default=DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1)
-)
-@click.option(
-    "--learning-rate",
-    default=DEFAULTS.learning_rate,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-)
-@click.option(
     "--test-split",
     default=DEFAULTS.test_split,
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
 )
-@click.option(
-    "--threads",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="CPU threads for torch.",
-)
-@click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
-@click.option(
-    "--out",
-    "out_dir",
-    default="rnnkit-classify",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where the model and metrics go.",
-)
+@training_options(DEFAULTS, CELLS, out="rnnkit-classify")
 def classify(csv_path, text_col, label_col, threads, out_dir, **options) -> None:
     """Train a recurrent network to label texts (sentiment, topic, language, ...).
 

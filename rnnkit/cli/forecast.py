@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from rnnkit.cli._common import progress, set_threads, user_errors
-from rnnkit.forecast import ForecastSettings
+from rnnkit.cli._common import progress, set_threads, training_options, user_errors
+from rnnkit.forecast import CELLS, ForecastSettings
 
 
 def _columns(values: tuple[str, ...]) -> list[str] | None:
@@ -47,35 +47,11 @@ DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
     help="Rows ahead to forecast.",
 )
 @click.option(
-    "--cell",
-    default=DEFAULTS.cell,
-    show_default=True,
-    type=click.Choice(["simple_rnn", "lstm", "gru"]),
-    help="The recurrent layer.",
-)
-@click.option("--units", default=DEFAULTS.units, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--epochs",
-    default=DEFAULTS.epochs,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many; training stops when validation stops improving.",
-)
-@click.option(
     "--patience",
     default=DEFAULTS.patience,
     show_default=True,
     type=click.IntRange(min=1),
     help="Epochs without improvement before stopping.",
-)
-@click.option(
-    "--batch-size", default=DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1)
-)
-@click.option(
-    "--learning-rate",
-    default=DEFAULTS.learning_rate,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
 )
 @click.option(
     "--validation-split",
@@ -122,23 +98,7 @@ DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
     type=click.IntRange(min=1),
     help="Train this many models from different seeds and average them.",
 )
-@click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
-@click.option(
-    "--threads",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="CPU threads for torch. Small recurrent models train fastest on one: each step's "
-    "matrices are too small to split, and a second thread only waits.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    default="rnnkit-forecast",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where the model, metrics and plot go.",
-)
+@training_options(DEFAULTS, CELLS, out="rnnkit-forecast")
 def forecast(csv_path, target, features, date_col, out_dir, threads, **options) -> None:
     """Train a recurrent network to forecast a column of a table, and score it on the last rows.
 

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from rnnkit.cli._common import progress, set_threads, user_errors
+from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 from rnnkit.generate import CELLS, GenerateSettings
 
 DEFAULTS = GenerateSettings()
@@ -34,25 +34,11 @@ TRAINING_OPTIONS = (
     "else the Python Language Reference.",
 )
 @click.option(
-    "--cell", default=DEFAULTS.cell, show_default=True, type=click.Choice(CELLS), help="The layer."
-)
-@click.option("--units", default=DEFAULTS.units, show_default=True, type=click.IntRange(min=1))
-@click.option("--epochs", default=DEFAULTS.epochs, show_default=True, type=click.IntRange(min=1))
-@click.option(
     "--seq-length",
     default=DEFAULTS.seq_length,
     show_default=True,
     type=click.IntRange(min=1),
     help="Characters per training window.",
-)
-@click.option(
-    "--batch-size", default=DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1)
-)
-@click.option(
-    "--learning-rate",
-    default=DEFAULTS.learning_rate,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
 )
 @click.option(
     "--max-chars",
@@ -76,29 +62,8 @@ TRAINING_OPTIONS = (
     type=click.FloatRange(min=0, min_open=True),
     help="Below 1: safer, more repetitive choices; above 1: more random ones.",
 )
-@click.option(
-    "--random-seed",
-    default=DEFAULTS.seed,
-    show_default=True,
-    type=int,
-    help="Seeds the weights, the shuffling and the sample's draws.",
-)
-@click.option(
-    "--threads",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="CPU threads for torch. Small recurrent models train fastest on one.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    default="rnnkit-generate",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where the model goes (model.rnnkit).",
-)
 @click.pass_context
+@training_options(DEFAULTS, CELLS, out="rnnkit-generate", seed_option="--random-seed")
 def generate(
     ctx, model_path, text_path, seed_text, length, temperature, random_seed, threads, **options
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rnnkit.cli._common import progress, set_threads, user_errors
+from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 from rnnkit.datasets._tagging import CONLLU_COLUMNS
 from rnnkit.tag import CELLS, TagSettings
 
@@ -26,14 +26,6 @@ DEFAULTS = TagSettings()
     type=click.Choice(CONLLU_COLUMNS[2:]),  # every column after the word itself
     help="The CoNLL-U column to learn.",
 )
-@click.option("--cell", default=DEFAULTS.cell, show_default=True, type=click.Choice(list(CELLS)))
-@click.option(
-    "--units",
-    default=DEFAULTS.units,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Per direction.",
-)
 @click.option(
     "--embedding-dim", default=DEFAULTS.embedding_dim, show_default=True, type=click.IntRange(min=1)
 )
@@ -43,42 +35,7 @@ DEFAULTS = TagSettings()
     show_default=True,
     help="Read each sentence both ways: a tag often depends on the word after it.",
 )
-@click.option(
-    "--epochs",
-    default=DEFAULTS.epochs,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many; training stops when validation stops improving.",
-)
-@click.option(
-    "--batch-size",
-    default=DEFAULTS.batch_size,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Sentences per step.",
-)
-@click.option(
-    "--learning-rate",
-    default=DEFAULTS.learning_rate,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-)
-@click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
-@click.option(
-    "--threads",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="CPU threads for torch. Small recurrent models train fastest on one.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    default="rnnkit-tag",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where the model and metrics go.",
-)
+@training_options(DEFAULTS, CELLS, out="rnnkit-tag")
 def tag(train_path, tag_column, out_dir, threads, **options) -> None:
     """Train a recurrent tagger (one tag per token) and score it on held-out sentences.
 
