@@ -228,7 +228,9 @@ def _build_model(settings: ForecastSettings, features: int, name: str):
     return model
 
 
-def train_forecast(series: Series, settings: ForecastSettings, callbacks=(), summary=None):
+def train_forecast(
+    series: Series, settings: ForecastSettings, callbacks=(), summary=None, on_member=None
+):
     """Train on the series' training rows and score on its test rows.
 
     Args:
@@ -236,6 +238,7 @@ def train_forecast(series: Series, settings: ForecastSettings, callbacks=(), sum
         settings: a `ForecastSettings`.
         callbacks: extra callbacks for `fit` (a progress bar).
         summary: called with the model before training (to print its summary).
+        on_member: called with (index, count, seed) before each model of the ensemble trains.
 
     Returns:
         A `ForecastResult`.
@@ -271,6 +274,8 @@ def train_forecast(series: Series, settings: ForecastSettings, callbacks=(), sum
         model = _build_model(settings, inputs.shape[1], name)
         if summary is not None and member == 0:
             summary(model)
+        if on_member is not None:
+            on_member(member, settings.ensemble, settings.seed + member)
         stop = EarlyStopping(patience=settings.patience, restore_best_weights=True)
         slower = ReduceLROnPlateau(factor=0.5, patience=4)
         fitted = model.fit(

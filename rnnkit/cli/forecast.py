@@ -134,8 +134,19 @@ def forecast(csv_path, target, features, date_col, out_dir, threads, **options) 
             frame, settings.target, settings.features, date_col, settings.fill, source
         )
         _describe_series(console, source, series, settings)
+
+        def member(index, count, seed):
+            if count > 1:
+                console.print(
+                    f"Model {index + 1} of {count} (seed {seed}); their forecasts are averaged"
+                )
+
         result = train_forecast(
-            series, settings, callbacks=[progress(console)], summary=lambda m: m.summary()
+            series,
+            settings,
+            callbacks=[progress(console)],
+            summary=lambda m: m.summary(),
+            on_member=member,
         )
         _report(console, result)
         from rnnkit.forecast import write_outputs
