@@ -220,23 +220,24 @@ def test_torch_fused_path_gradcheck_float64(cls):
 
 
 @pytest.mark.parametrize("cls", ["LSTM"])
-def test_tiny_batches_on_cpu_keep_the_loop_and_say_why(cls):
+def test_tiny_batches_on_cpu_leave_torchs_kernel_and_say_why(cls):
     from rnnkit import layers
 
     layer = getattr(layers, cls)(4)
     assert layer.choose_path(True, None, batch=16)[1] == (
-        "reference loop (tiny on CPU: batch x units = 64 < 256, where this loop beats starting "
-        "torch's kernel)"
+        "fused LSTM recurrence (hand-written backward; tiny on CPU: batch x units = 64 < 256, "
+        "where this loop beats starting torch's kernel)"
     )
     assert layer.choose_path(True, None, batch=64)[1].startswith("torch's fused")
 
 
 @pytest.mark.parametrize("cls", ["LSTM"])
-def test_a_masked_batch_says_why_it_leaves_the_fused_path(cls):
+def test_a_masked_batch_says_why_it_leaves_torchs_kernel(cls):
     fused, reference = _gated_pair(cls, return_sequences=True)
     mask = torch.tensor(MASKS["right_padded"], dtype=torch.bool)
     assert fused.choose_path(True, mask)[1] == (
-        "reference loop (masked steps: torch's kernel has no per-step mask)"
+        "fused LSTM recurrence (hand-written backward; masked steps: torch's kernel has no "
+        "per-step mask)"
     )
     full = torch.ones(B, T, dtype=torch.bool)  # nothing masked: the fused kernel still runs
     assert fused.choose_path(True, full)[1].startswith("torch's fused")

@@ -1,0 +1,253 @@
+"""The fused LSTM recurrence (rnnkit/kernels/lstm.py) equals the reference loop: forward,
+gradients, and a float64 gradcheck, for every activation, mask, direction and initial state."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.layers import LSTM, Bidirectional
+from rnnkit.utils import clear_session
+
+B, T, D, H = 3, 6, 4, 5
+
+MASKS = {
+    "none": None,
+    "right_padded": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
+    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
+    "holes_and_empty": [[1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]],
+}
+# (activation, recurrent_activation): Keras' default first, then each derivative the kernel has.
+ACTIVATION_PAIRS = [
+    ("tanh", "sigmoid"),
+    ("relu", "sigmoid"),
+    ("linear", "sigmoid"),
+    ("sigmoid", "tanh"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _names():
+    clear_session()
+
+
+def _fused(layer):
+    """Send `layer` to the fused LSTM recurrence even where torch's kernel could run (no mask),
+    as it does for masked batches, tiny batches and non-default activations."""
+    layer.choose_path = lambda training, mask=None, batch=None: (layer._fused_recurrence, "fused")
+    return layer
+
+
+def _pair(dtype="float32", **kwargs):
+    """The same LSTM twice, one fused and one on the reference loop, with equal weights."""
+    fused, reference = _fused(LSTM(H, dtype=dtype, **kwargs)), LSTM(H, dtype=dtype, **kwargs)
+    reference.use_fused = False
+    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
+    fused(x)
+    reference(x)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(scale=0.6, size=w.shape) for w in fused.get_weights()]
+    fused.set_weights(weights)
+    reference.set_weights(weights)
+    return fused, reference
+
+
+def _mask(name, batch=B, steps=T):
+    rows = MASKS[name]
+    if rows is None:
+        return None
+    return torch.tensor([row[:steps] for row in rows[:batch]], dtype=torch.bool)
+
+
+def _outputs_and_grads(layer, x, states, mask, probe=None):
+    out = layer(x, initial_state=states, mask=mask)
+    out = out if isinstance(out, list) else [out]
+    if probe is None:
+        rng = np.random.default_rng(1)
+        probe = [torch.tensor(rng.normal(size=tuple(o.shape)), dtype=o.dtype) for o in out]
+    loss = sum((o * p).sum() for o, p in zip(out, probe))
+    return out, torch.autograd.grad(loss, [x, *states, *layer.weights]), probe
+
+
+def _assert_same(fused, reference, mask_name, dtype=torch.float32):
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.normal(size=(B, T, D)), dtype=dtype, requires_grad=True)
+    h0, c0 = (
+        torch.tensor(rng.normal(size=(B, H)), dtype=dtype, requires_grad=True) for _ in range(2)
+    )
+    mask = _mask(mask_name)
+    got, got_grads, probe = _outputs_and_grads(fused, x, [h0, c0], mask)
+    want, want_grads, _ = _outputs_and_grads(reference, x, [h0, c0], mask, probe)
+    for g, w in zip(got + list(got_grads), want + list(want_grads), strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+GRID = list(
+    itertools.product(
+        ACTIVATION_PAIRS,
+        MASKS,
+        [False, True],  # go_backwards
+        [False, True],  # return_sequences
+    )
+)
+
+
+@pytest.mark.parametrize(("activations", "mask_name", "go_backwards", "return_sequences"), GRID)
+def test_fused_lstm_equals_reference(activations, mask_name, go_backwards, return_sequences):
+    activation, recurrent_activation = activations
+    fused, reference = _pair(
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        go_backwards=go_backwards,
+        return_sequences=return_sequences,
+        return_state=True,  # the final c too, so its gradient flows through the kernel
+    )
+    assert reference.kernel_path.startswith("reference loop")
+    _assert_same(fused, reference, mask_name)
+
+
+@pytest.mark.parametrize("mask_name", MASKS)
+def test_fused_lstm_without_bias_equals_reference(mask_name):
+    fused, reference = _pair(use_bias=False, return_sequences=True, return_state=True)
+    _assert_same(fused, reference, mask_name)
+
+
+def test_fused_lstm_without_initial_state_equals_reference():
+    fused, reference = _pair(return_sequences=True)
+    x = torch.randn(B, T, D, requires_grad=True)
+    mask = _mask("holes_and_empty")
+    got, want = fused(x, mask=mask), reference(x, mask=mask)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    probe = torch.randn(got.shape)
+    grads = [torch.autograd.grad((o * probe).sum(), x)[0] for o in (got, want)]
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("activations", "mask_name", "use_bias"),
+    [
+        (a, m, b)
+        for a in [p for p in ACTIVATION_PAIRS if p[0] != "relu"]  # relu: see below
+        for m in MASKS
+        for b in (True, False)
+    ],
+)
+def test_fused_lstm_gradcheck_float64(activations, mask_name, use_bias):
+    activation, recurrent_activation = activations
+    layer = LSTM(
+        H,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        use_bias=use_bias,
+        return_sequences=True,
+        return_state=True,
+        dtype="float64",
+    )
+    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0, c0 = (torch.randn(2, H, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    layer(x)
+    if use_bias:
+        with torch.no_grad():
+            layer.cell.bias.normal_()  # zeros would leave the bias gradients' terms untested
+    mask = _mask(mask_name, batch=2, steps=4)
+    # A masked batch, a tiny batch or a non-default activation: the fused recurrence.
+    assert layer.choose_path(True, mask, batch=2)[1].startswith("fused LSTM recurrence")
+
+    def f(x, h0, c0, *_):
+        return layer(x, initial_state=[h0, c0], mask=mask)
+
+    assert torch.autograd.gradcheck(f, (x, h0, c0, *layer.weights))
+
+
+def test_relu_gradcheck_away_from_the_kink():
+    layer = LSTM(H, activation="relu", return_sequences=True, dtype="float64")
+    x = (torch.rand(2, 4, 3, dtype=torch.float64) + 0.5).requires_grad_()
+    layer(x)
+    with torch.no_grad():
+        for w in layer.weights:
+            w.abs_()  # every candidate and cell state positive: relu is smooth here
+    assert layer.kernel_path.startswith("fused LSTM recurrence")
+    assert torch.autograd.gradcheck(lambda t, *_: layer(t), (x, *layer.weights))
+
+
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_fused_lstm_zero_output_for_mask(zero_output_for_mask):
+    fused, reference = _pair(return_sequences=True, zero_output_for_mask=zero_output_for_mask)
+    x, states = torch.randn(B, T, D), [torch.randn(B, H), torch.randn(B, H)]
+    mask = _mask("left_padded")
+    torch.testing.assert_close(
+        fused(x, initial_state=states, mask=mask), reference(x, initial_state=states, mask=mask)
+    )
+
+
+def test_fused_lstm_stateful_equals_reference():
+    fused, reference = _pair(stateful=True)
+    for _ in range(3):
+        x = torch.randn(B, T, D)
+        mask = _mask("right_padded")
+        torch.testing.assert_close(
+            fused(x, mask=mask), reference(x, mask=mask), atol=1e-5, rtol=1e-5
+        )
+    for got, want in zip(fused.states, reference.states, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_lstm_input_dropout_equals_reference():
+    fused, reference = _pair(dropout=0.4, seed=7)
+    x = torch.randn(B, T, D)
+    torch.testing.assert_close(fused(x, training=True), reference(x, training=True))
+
+
+def test_masked_bidirectional_lstm_runs_the_fused_kernel_both_ways():
+    fused = Bidirectional(LSTM(H, return_sequences=True))
+    reference = Bidirectional(LSTM(H, return_sequences=True))
+    x = torch.randn(B, T, D, requires_grad=True)
+    fused(x)
+    reference(x)
+    reference.set_weights(fused.get_weights())
+    for part in (reference.forward_layer, reference.backward_layer):
+        part.use_fused = False
+    mask = _mask("holes_and_empty")
+    for part in (fused.forward_layer, fused.backward_layer):
+        assert part.choose_path(True, mask, batch=B)[1].startswith("fused LSTM recurrence")
+    got, want = fused(x, mask=mask), reference(x, mask=mask)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    probe = torch.randn(got.shape)
+    grads = [torch.autograd.grad((o * probe).sum(), x)[0] for o in (got, want)]
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+
+
+def test_paths_and_why():
+    layer = LSTM(64)
+    # Unmasked, on CPU: torch's kernel, measured faster than the fused recurrence there.
+    assert layer.kernel_path == "torch's fused LSTM (oneDNN on CPU, cuDNN on GPU)"
+    assert layer.choose_path(True, _mask("right_padded"), batch=3)[1] == (
+        "fused LSTM recurrence (hand-written backward; masked steps: torch's kernel has no "
+        "per-step mask)"
+    )
+    assert layer.choose_path(True, torch.ones(B, T, dtype=torch.bool), batch=64)[1].startswith(
+        "torch's fused LSTM"
+    )  # nothing masked
+    assert LSTM(4).choose_path(True, None, batch=16)[1] == (
+        "fused LSTM recurrence (hand-written backward; tiny on CPU: batch x units = 64 < 256, "
+        "where this loop beats starting torch's kernel)"
+    )
+    assert LSTM(4, activation="relu").kernel_path == (
+        "fused LSTM recurrence (hand-written backward; activation='relu', "
+        "recurrent_activation='sigmoid': torch's kernel has tanh and sigmoid)"
+    )
+    with torch.no_grad():  # inference: torch's C++ loop, unless a mask needs the fused one
+        assert layer.choose_path(False, None, batch=64)[1].startswith("torch's fused LSTM")
+        assert layer.choose_path(False, _mask("left_padded"), batch=3)[1].startswith("fused LSTM")
+    assert LSTM(4, recurrent_dropout=0.3).kernel_path == (
+        "reference loop (recurrent_dropout needs the state masked inside the loop)"
+    )
+    assert LSTM(4, activation="softplus").kernel_path == (
+        "reference loop (activation 'softplus' has no fused derivative; fused: tanh, sigmoid, "
+        "relu, linear)"
+    )
+    assert (
+        "recurrent_activation 'hard_sigmoid'"
+        in LSTM(4, recurrent_activation="hard_sigmoid").kernel_path
+    )
