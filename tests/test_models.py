@@ -220,3 +220,21 @@ def test_custom_objects_reach_nested_layers():
         Sequential.from_config(config)
     clone = Sequential.from_config(config, custom_objects={"Accumulate": Accumulate})
     assert type(clone.layers[0].cell) is Accumulate
+
+
+def test_predict_one_batch_and_many_batches_agree_for_two_outputs():
+    import numpy as np
+
+    from rnnkit import Input, Model
+    from rnnkit.layers import Dense, SimpleRNN
+
+    i = Input(shape=(5, 3))
+    h = SimpleRNN(4)(i)
+    model = Model(i, [Dense(2)(h), Dense(1)(h)])
+    x = np.random.default_rng(0).normal(size=(10, 5, 3)).astype("float32")
+    whole = model.predict(x)  # one batch (the default batch size is 32)
+    pieces = model.predict(x, batch_size=3)
+    assert isinstance(whole, list) and isinstance(pieces, list)
+    for a, b in zip(whole, pieces):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x[:1])[0], whole[0][:1], rtol=1e-6)

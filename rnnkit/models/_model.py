@@ -253,9 +253,15 @@ class Model(Layer):
         # numpy / pandas / nested lists -> tensors, as fit takes them (a list of arrays is
         # several inputs; a nested list of numbers is one)
         x = to_tensors(x, next((p.device for p in self.parameters()), None))
+        count = num_samples(x)
+        if 0 < count <= batch_size:  # one batch: no slicing, no concatenation
+            with torch.no_grad():
+                outputs = self(x, training=False)
+            result = _tree.map_structure(lambda t: t.detach().cpu().numpy(), outputs)
+            return list(result) if isinstance(result, tuple) else result
         outs = []
         with torch.no_grad():
-            for start in range(0, num_samples(x), batch_size):
+            for start in range(0, count, batch_size):
                 batch = take(x, slice(start, start + batch_size))
                 outs.append(
                     _tree.map_structure(
