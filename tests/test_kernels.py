@@ -5,37 +5,14 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from kernel_cases import MASKS, B, D, H, T, equal_pair
 
 from rnnkit.layers import SimpleRNN
-from rnnkit.utils import clear_session
-
-B, T, D, H = 3, 6, 4, 5
-
-MASKS = {
-    "none": None,
-    "right_padded": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
-    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
-    "holes_and_empty": [[1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]],
-}
-
-
-@pytest.fixture(autouse=True)
-def _names():
-    clear_session()
 
 
 def _pair(dtype="float32", **kwargs):
     """The same layer twice, one fused and one on the reference loop, with equal weights."""
-    fused, reference = SimpleRNN(H, dtype=dtype, **kwargs), SimpleRNN(H, dtype=dtype, **kwargs)
-    reference.use_fused = False
-    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
-    fused(x)
-    reference(x)
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(scale=0.6, size=w.shape) for w in fused.get_weights()]
-    fused.set_weights(weights)
-    reference.set_weights(weights)
-    return fused, reference
+    return equal_pair(SimpleRNN, dtype, **kwargs)
 
 
 def _run(layer, x, mask, h0, training=False):

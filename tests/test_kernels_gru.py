@@ -3,76 +3,30 @@ gradients, and a float64 gradcheck, for every activation, mask, direction and re
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
+from kernel_cases import (
+    ACTIVATION_PAIRS,
+    MASKS,
+    B,
+    D,
+    H,
+    T,
+    assert_same,
+    equal_pair,
+    mask_tensor,
+)
 
 from rnnkit.layers import GRU, Bidirectional
-from rnnkit.utils import clear_session
-
-B, T, D, H = 3, 6, 4, 5
-
-MASKS = {
-    "none": None,
-    "right_padded": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
-    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
-    "holes_and_empty": [[1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]],
-}
-# (activation, recurrent_activation): Keras' default first, then each derivative the kernel has.
-# (A linear candidate with tanh gates grows without bound, so float32 rounding would too.)
-ACTIVATION_PAIRS = [
-    ("tanh", "sigmoid"),
-    ("relu", "sigmoid"),
-    ("linear", "sigmoid"),
-    ("sigmoid", "tanh"),
-]
-
-
-@pytest.fixture(autouse=True)
-def _names():
-    clear_session()
 
 
 def _pair(dtype="float32", **kwargs):
     """The same GRU twice, one fused and one on the reference loop, with equal weights."""
-    fused, reference = GRU(H, dtype=dtype, **kwargs), GRU(H, dtype=dtype, **kwargs)
-    reference.use_fused = False
-    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
-    fused(x)
-    reference(x)
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(scale=0.6, size=w.shape) for w in fused.get_weights()]
-    fused.set_weights(weights)
-    reference.set_weights(weights)
-    return fused, reference
-
-
-def _mask(name, batch=B, steps=T):
-    rows = MASKS[name]
-    if rows is None:
-        return None
-    return torch.tensor([row[:steps] for row in rows[:batch]], dtype=torch.bool)
-
-
-def _outputs_and_grads(layer, x, h0, mask, probe=None):
-    out = layer(x, initial_state=[h0], mask=mask)
-    out = out if isinstance(out, list) else [out]
-    if probe is None:
-        rng = np.random.default_rng(1)
-        probe = [torch.tensor(rng.normal(size=tuple(o.shape)), dtype=o.dtype) for o in out]
-    loss = sum((o * p).sum() for o, p in zip(out, probe))
-    return out, torch.autograd.grad(loss, [x, h0, *layer.weights]), probe
+    return equal_pair(GRU, dtype, **kwargs)
 
 
 def _assert_same(fused, reference, mask_name, dtype=torch.float32):
-    rng = np.random.default_rng(2)
-    x = torch.tensor(rng.normal(size=(B, T, D)), dtype=dtype, requires_grad=True)
-    h0 = torch.tensor(rng.normal(size=(B, H)), dtype=dtype, requires_grad=True)
-    mask = _mask(mask_name)
-    got, got_grads, probe = _outputs_and_grads(fused, x, h0, mask)
-    want, want_grads, _ = _outputs_and_grads(reference, x, h0, mask, probe)
-    for g, w in zip(got + list(got_grads), want + list(want_grads), strict=True):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    assert_same(fused, reference, mask_name, states=1, dtype=dtype)
 
 
 GRID = list(
@@ -142,7 +96,7 @@ def test_fused_gru_gradcheck_float64(activations, reset_after, mask_name, use_bi
         with torch.no_grad():
             layer.cell.bias.normal_()  # zeros would leave the bias gradients' terms untested
     assert layer.kernel_path.startswith("fused GRU recurrence")
-    mask = _mask(mask_name, batch=2, steps=4)
+    mask = mask_tensor(mask_name, batch=2, steps=4)
 
     def f(x, h0, *_):
         return layer(x, initial_state=[h0], mask=mask)
@@ -161,10 +115,10 @@ def test_relu_candidate_gradcheck_away_from_the_kink():
 
 
 @pytest.mark.parametrize("zero_output_for_mask", [False, True])
-def test_fused_gru_zero_output_for_mask(zero_output_for_mask):
+def test_fused_gru_zero_output_formask_tensor(zero_output_for_mask):
     fused, reference = _pair(return_sequences=True, zero_output_for_mask=zero_output_for_mask)
     x, h0 = torch.randn(B, T, D), torch.randn(B, H)
-    mask = _mask("left_padded")
+    mask = mask_tensor("left_padded")
     torch.testing.assert_close(
         fused(x, initial_state=[h0], mask=mask), reference(x, initial_state=[h0], mask=mask)
     )
@@ -194,7 +148,7 @@ def test_masked_bidirectional_gru_runs_the_fused_kernel_both_ways():
     for part in (reference.forward_layer, reference.backward_layer):
         part.use_fused = False
     assert fused.backward_layer.kernel_path.startswith("fused GRU recurrence")
-    mask = _mask("holes_and_empty")
+    mask = mask_tensor("holes_and_empty")
     got, want = fused(x, mask=mask), reference(x, mask=mask)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     probe = torch.randn(got.shape)
@@ -217,7 +171,9 @@ def test_paths_and_why():
     with torch.no_grad():  # no backward pass: torch's own C++ loop
         assert layer.choose_path(False, None, batch=64)[1].startswith("torch's fused GRU")
         # ... unless torch's kernel cannot run it: a mask, reset_after=False, a tiny batch
-        assert layer.choose_path(False, _mask("right_padded"), batch=3)[1].startswith("fused GRU")
+        assert layer.choose_path(False, mask_tensor("right_padded"), batch=3)[1].startswith(
+            "fused GRU"
+        )
         assert layer.choose_path(False, None, batch=16)[1].startswith("fused GRU")
         assert GRU(4, reset_after=False).choose_path(False)[1].startswith("fused GRU")
     assert GRU(4, recurrent_dropout=0.3).kernel_path == (

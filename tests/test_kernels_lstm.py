@@ -3,33 +3,21 @@ gradients, and a float64 gradcheck, for every activation, mask, direction and in
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
+from kernel_cases import (
+    ACTIVATION_PAIRS,
+    MASKS,
+    B,
+    D,
+    H,
+    T,
+    assert_same,
+    equal_pair,
+    mask_tensor,
+)
 
 from rnnkit.layers import LSTM, Bidirectional
-from rnnkit.utils import clear_session
-
-B, T, D, H = 3, 6, 4, 5
-
-MASKS = {
-    "none": None,
-    "right_padded": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
-    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
-    "holes_and_empty": [[1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]],
-}
-# (activation, recurrent_activation): Keras' default first, then each derivative the kernel has.
-ACTIVATION_PAIRS = [
-    ("tanh", "sigmoid"),
-    ("relu", "sigmoid"),
-    ("linear", "sigmoid"),
-    ("sigmoid", "tanh"),
-]
-
-
-@pytest.fixture(autouse=True)
-def _names():
-    clear_session()
 
 
 def _fused(layer):
@@ -41,46 +29,11 @@ def _fused(layer):
 
 def _pair(dtype="float32", **kwargs):
     """The same LSTM twice, one fused and one on the reference loop, with equal weights."""
-    fused, reference = _fused(LSTM(H, dtype=dtype, **kwargs)), LSTM(H, dtype=dtype, **kwargs)
-    reference.use_fused = False
-    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
-    fused(x)
-    reference(x)
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(scale=0.6, size=w.shape) for w in fused.get_weights()]
-    fused.set_weights(weights)
-    reference.set_weights(weights)
-    return fused, reference
-
-
-def _mask(name, batch=B, steps=T):
-    rows = MASKS[name]
-    if rows is None:
-        return None
-    return torch.tensor([row[:steps] for row in rows[:batch]], dtype=torch.bool)
-
-
-def _outputs_and_grads(layer, x, states, mask, probe=None):
-    out = layer(x, initial_state=states, mask=mask)
-    out = out if isinstance(out, list) else [out]
-    if probe is None:
-        rng = np.random.default_rng(1)
-        probe = [torch.tensor(rng.normal(size=tuple(o.shape)), dtype=o.dtype) for o in out]
-    loss = sum((o * p).sum() for o, p in zip(out, probe))
-    return out, torch.autograd.grad(loss, [x, *states, *layer.weights]), probe
+    return equal_pair(LSTM, dtype, fused=_fused, **kwargs)
 
 
 def _assert_same(fused, reference, mask_name, dtype=torch.float32):
-    rng = np.random.default_rng(2)
-    x = torch.tensor(rng.normal(size=(B, T, D)), dtype=dtype, requires_grad=True)
-    h0, c0 = (
-        torch.tensor(rng.normal(size=(B, H)), dtype=dtype, requires_grad=True) for _ in range(2)
-    )
-    mask = _mask(mask_name)
-    got, got_grads, probe = _outputs_and_grads(fused, x, [h0, c0], mask)
-    want, want_grads, _ = _outputs_and_grads(reference, x, [h0, c0], mask, probe)
-    for g, w in zip(got + list(got_grads), want + list(want_grads), strict=True):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    assert_same(fused, reference, mask_name, states=2, dtype=dtype)
 
 
 GRID = list(
@@ -116,7 +69,7 @@ def test_fused_lstm_without_bias_equals_reference(mask_name):
 def test_fused_lstm_without_initial_state_equals_reference():
     fused, reference = _pair(return_sequences=True)
     x = torch.randn(B, T, D, requires_grad=True)
-    mask = _mask("holes_and_empty")
+    mask = mask_tensor("holes_and_empty")
     got, want = fused(x, mask=mask), reference(x, mask=mask)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     probe = torch.randn(got.shape)
@@ -150,7 +103,7 @@ def test_fused_lstm_gradcheck_float64(activations, mask_name, use_bias):
     if use_bias:
         with torch.no_grad():
             layer.cell.bias.normal_()  # zeros would leave the bias gradients' terms untested
-    mask = _mask(mask_name, batch=2, steps=4)
+    mask = mask_tensor(mask_name, batch=2, steps=4)
     # A masked batch, a tiny batch or a non-default activation: the fused recurrence.
     assert layer.choose_path(True, mask, batch=2)[1].startswith("fused LSTM recurrence")
 
@@ -172,10 +125,10 @@ def test_relu_gradcheck_away_from_the_kink():
 
 
 @pytest.mark.parametrize("zero_output_for_mask", [False, True])
-def test_fused_lstm_zero_output_for_mask(zero_output_for_mask):
+def test_fused_lstm_zero_output_formask_tensor(zero_output_for_mask):
     fused, reference = _pair(return_sequences=True, zero_output_for_mask=zero_output_for_mask)
     x, states = torch.randn(B, T, D), [torch.randn(B, H), torch.randn(B, H)]
-    mask = _mask("left_padded")
+    mask = mask_tensor("left_padded")
     torch.testing.assert_close(
         fused(x, initial_state=states, mask=mask), reference(x, initial_state=states, mask=mask)
     )
@@ -185,7 +138,7 @@ def test_fused_lstm_stateful_equals_reference():
     fused, reference = _pair(stateful=True)
     for _ in range(3):
         x = torch.randn(B, T, D)
-        mask = _mask("right_padded")
+        mask = mask_tensor("right_padded")
         torch.testing.assert_close(
             fused(x, mask=mask), reference(x, mask=mask), atol=1e-5, rtol=1e-5
         )
@@ -208,7 +161,7 @@ def test_masked_bidirectional_lstm_runs_the_fused_kernel_both_ways():
     reference.set_weights(fused.get_weights())
     for part in (reference.forward_layer, reference.backward_layer):
         part.use_fused = False
-    mask = _mask("holes_and_empty")
+    mask = mask_tensor("holes_and_empty")
     for part in (fused.forward_layer, fused.backward_layer):
         assert part.choose_path(True, mask, batch=B)[1].startswith("fused LSTM recurrence")
     got, want = fused(x, mask=mask), reference(x, mask=mask)
@@ -222,7 +175,7 @@ def test_paths_and_why():
     layer = LSTM(64)
     # Unmasked, on CPU: torch's kernel, measured faster than the fused recurrence there.
     assert layer.kernel_path == "torch's fused LSTM (oneDNN on CPU, cuDNN on GPU)"
-    assert layer.choose_path(True, _mask("right_padded"), batch=3)[1] == (
+    assert layer.choose_path(True, mask_tensor("right_padded"), batch=3)[1] == (
         "fused LSTM recurrence (hand-written backward; masked steps: torch's kernel has no "
         "per-step mask)"
     )
@@ -239,7 +192,9 @@ def test_paths_and_why():
     )
     with torch.no_grad():  # inference: torch's C++ loop, unless a mask needs the fused one
         assert layer.choose_path(False, None, batch=64)[1].startswith("torch's fused LSTM")
-        assert layer.choose_path(False, _mask("left_padded"), batch=3)[1].startswith("fused LSTM")
+        assert layer.choose_path(False, mask_tensor("left_padded"), batch=3)[1].startswith(
+            "fused LSTM"
+        )
     assert LSTM(4, recurrent_dropout=0.3).kernel_path == (
         "reference loop (recurrent_dropout needs the state masked inside the loop)"
     )

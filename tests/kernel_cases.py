@@ -1,0 +1,76 @@
+"""What the fused-kernel tests share: sizes, masks, and a fused/reference pair of a layer.
+
+Each fused recurrence (tests/test_kernels*.py) is held to its layer's reference loop on the
+same inputs, masks and weights.
+"""
+
+import numpy as np
+import torch
+
+B, T, D, H = 3, 6, 4, 5
+
+MASKS = {
+    "none": None,
+    "right_padded": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
+    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
+    "holes_and_empty": [[1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]],
+}
+# (activation, recurrent_activation): Keras' default first, then each derivative the kernels
+# have. (A linear candidate with tanh gates grows without bound, so float32 rounding would too.)
+ACTIVATION_PAIRS = [
+    ("tanh", "sigmoid"),
+    ("relu", "sigmoid"),
+    ("linear", "sigmoid"),
+    ("sigmoid", "tanh"),
+]
+
+
+def equal_pair(layer_class, dtype="float32", fused=None, **kwargs):
+    """The same layer twice, the first on its fused path (or `fused(layer)` if given) and the
+    second on the reference loop, with equal random weights."""
+    first, reference = layer_class(H, dtype=dtype, **kwargs), layer_class(H, dtype=dtype, **kwargs)
+    if fused is not None:
+        first = fused(first)
+    reference.use_fused = False
+    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
+    first(x)
+    reference(x)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(scale=0.6, size=w.shape) for w in first.get_weights()]
+    first.set_weights(weights)
+    reference.set_weights(weights)
+    return first, reference
+
+
+def mask_tensor(name, batch=B, steps=T):
+    rows = MASKS[name]
+    if rows is None:
+        return None
+    return torch.tensor([row[:steps] for row in rows[:batch]], dtype=torch.bool)
+
+
+def outputs_and_grads(layer, x, states, mask, probe=None):
+    """The layer's outputs on `x`, and the gradients of a random projection of them with
+    respect to `x`, the initial `states` and every weight."""
+    out = layer(x, initial_state=states, mask=mask)
+    out = out if isinstance(out, list) else [out]
+    if probe is None:
+        rng = np.random.default_rng(1)
+        probe = [torch.tensor(rng.normal(size=tuple(o.shape)), dtype=o.dtype) for o in out]
+    loss = sum((o * p).sum() for o, p in zip(out, probe))
+    return out, torch.autograd.grad(loss, [x, *states, *layer.weights]), probe
+
+
+def assert_same(fused, reference, mask_name, states=1, dtype=torch.float32):
+    """Outputs and every gradient of the two layers agree within 1e-5."""
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.normal(size=(B, T, D)), dtype=dtype, requires_grad=True)
+    initial = [
+        torch.tensor(rng.normal(size=(B, H)), dtype=dtype, requires_grad=True)
+        for _ in range(states)
+    ]
+    mask = mask_tensor(mask_name)
+    got, got_grads, probe = outputs_and_grads(fused, x, initial, mask)
+    want, want_grads, _ = outputs_and_grads(reference, x, initial, mask, probe)
+    for g, w in zip(got + list(got_grads), want + list(want_grads), strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
