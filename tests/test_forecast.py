@@ -46,6 +46,11 @@ def _write_series(path, rows=120, with_dates=True, **extra_columns):
     return frame
 
 
+def _on_csv(tmp_path):
+    """`rnnkit forecast` on the test's series file, forecasting its `level` column."""
+    return ["forecast", "--csv", tmp_path / "s.csv", "--target", "level"]
+
+
 FAST = ["--epochs", 2, "--units", 4, "--window", 5]
 
 
@@ -170,7 +175,7 @@ def test_scaler_sees_only_the_training_rows(tmp_path):
 def test_multi_step_horizon_on_a_user_csv(tmp_path):
     _write_series(tmp_path / "s.csv")
     out = tmp_path / "out"
-    args = ["forecast", "--csv", tmp_path / "s.csv", "--target", "level", "--horizon", 3]
+    args = [*_on_csv(tmp_path), "--horizon", 3]
     result = _run(*args, *FAST, "--cell", "lstm", "--out", out)
     assert "Data: " in result.output and "date" not in result.output.split("Features:")[1][:30]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -184,7 +189,7 @@ def test_multi_step_horizon_on_a_user_csv(tmp_path):
 def test_csv_without_dates_and_without_calendar(tmp_path):
     _write_series(tmp_path / "s.csv", with_dates=False)
     out = tmp_path / "out"
-    args = ["forecast", "--csv", tmp_path / "s.csv", "--target", "level", "--cell", "simple_rnn"]
+    args = [*_on_csv(tmp_path), "--cell", "simple_rnn"]
     _run(*args, *FAST, "--predict-level", "--out", out)
     metrics = json.loads((out / "metrics.json").read_text())
     assert "seasonal_naive" not in metrics
@@ -196,11 +201,7 @@ def test_ensemble_is_saved_as_one_model_that_averages_its_members(tmp_path):
     _write_series(tmp_path / "s.csv")
     out = tmp_path / "out"
     _run(
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         *FAST,
         "--ensemble",
         2,
@@ -246,11 +247,7 @@ def test_missing_feature_column(tmp_path):
     _write_series(tmp_path / "s.csv")
     _fails(
         tmp_path,
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         "--features",
         "driver,wind",
         match="no column 'wind' (given as --features)",
@@ -266,11 +263,7 @@ def test_too_few_rows_for_the_window(tmp_path):
     _write_series(tmp_path / "s.csv", rows=30)
     _fails(
         tmp_path,
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         "--window",
         25,
         match="window of 25 plus a horizon of 1 needs 26",
@@ -281,22 +274,14 @@ def test_non_numeric_feature(tmp_path):
     _write_series(tmp_path / "s.csv", note=["high"] + ["1.5"] * 119)
     _fails(
         tmp_path,
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         "--features",
         "level,note",
         match="Column 'note'",
     )
     # Left out of the default features, and said so:
     result = _run(
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         *FAST,
         "--out",
         tmp_path / "ok",
@@ -308,11 +293,7 @@ def test_nan_only_column(tmp_path):
     _write_series(tmp_path / "s.csv", empty=[np.nan] * 120)
     _fails(
         tmp_path,
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         "--features",
         "level,empty",
         match="'empty' of",
@@ -325,19 +306,11 @@ def test_missing_values_need_a_fill(tmp_path):
     frame.to_csv(tmp_path / "s.csv", index=False)
     _fails(
         tmp_path,
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         match="'driver': 3 missing, the first in row 10",
     )
     _run(
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         *FAST,
         "--fill",
         "interpolate",
@@ -375,11 +348,7 @@ def test_bad_dates(tmp_path):
     frame.to_csv(tmp_path / "s.csv", index=False)
     _fails(
         tmp_path,
-        "forecast",
-        "--csv",
-        tmp_path / "s.csv",
-        "--target",
-        "level",
+        *_on_csv(tmp_path),
         "--date-col",
         "date",
         match="Column 'date'",
@@ -397,7 +366,7 @@ def test_predict_errors(tmp_path):
 
     frame = _write_series(tmp_path / "s.csv")
     out = tmp_path / "out"
-    _run("forecast", "--csv", tmp_path / "s.csv", "--target", "level", *FAST, "--out", out)
+    _run(*_on_csv(tmp_path), *FAST, "--out", out)
     frame.drop(columns="driver").to_csv(tmp_path / "short.csv", index=False)
     result = _run("predict", out / "model.rnnkit", "--csv", tmp_path / "short.csv", expect_ok=False)
     assert result.exit_code != 0 and "no column 'driver'" in result.output
