@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import math
 import os
 import warnings
@@ -508,22 +507,10 @@ def plot_forecast(result: ForecastResult) -> bytes:
 
 def write_outputs(result: ForecastResult, directory: str) -> dict[str, str]:
     """Write the model, the metrics (JSON) and the plot (PNG) into `directory`, each atomically."""
-    from rnnkit.saving import _atomic_file
+    from rnnkit.saving import write_outputs as write
 
-    os.makedirs(directory, exist_ok=True)
-    paths = {
-        "model": os.path.join(directory, "model.rnnkit"),
-        "metrics": os.path.join(directory, "metrics.json"),
-        "plot": os.path.join(directory, "forecast.png"),
-    }
     png = plot_forecast(result)  # everything is made before anything is written
-    metrics = json.dumps(result.metrics, indent=2, default=str).encode()
-    result.model.save(paths["model"])
-    with _atomic_file(paths["metrics"], overwrite=True) as f:
-        f.write(metrics)
-    with _atomic_file(paths["plot"], overwrite=True) as f:
-        f.write(png)
-    return paths
+    return write(directory, result.model, result.metrics, {"plot": ("forecast.png", png)})
 
 
 def read_table(path: str | None, date_col: str | None):

@@ -596,6 +596,32 @@ def _atomic_file(filepath, overwrite: bool):
             os.close(dir_fd)
 
 
+def atomic_write(filepath, data: bytes) -> None:
+    """Write `data` to `filepath` so that it is either the old file or the whole new one."""
+    with _atomic_file(filepath, overwrite=True) as f:
+        f.write(data)
+
+
+def write_outputs(directory, model, scores: dict, files: dict | None = None) -> dict[str, str]:
+    """What a training command leaves behind: `model.rnnkit`, `metrics.json` (`scores`), and
+    any other `files` (`{"plot": ("forecast.png", png)}`) in `directory`, each atomically.
+
+    Returns `{"model": path, "metrics": path, **{key: path}}`.
+    """
+    encoded = json.dumps(scores, indent=2, default=str).encode()  # fails before any write
+    os.makedirs(directory, exist_ok=True)
+    paths = {
+        "model": os.path.join(directory, "model.rnnkit"),
+        "metrics": os.path.join(directory, "metrics.json"),
+    }
+    model.save(paths["model"])
+    atomic_write(paths["metrics"], encoded)
+    for key, (name, data) in (files or {}).items():
+        paths[key] = os.path.join(directory, name)
+        atomic_write(paths[key], data)
+    return paths
+
+
 @contextlib.contextmanager
 def _zip_writer(filepath, overwrite: bool):
     with (

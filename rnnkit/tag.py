@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -404,18 +403,9 @@ def _check_sentences(sentences) -> list:
 
 def write_outputs(result: TagResult, directory: str) -> dict[str, str]:
     """Write the model and the metrics (JSON) into `directory`, each atomically."""
-    from rnnkit.saving import _atomic_file
+    from rnnkit.saving import write_outputs as write
 
-    os.makedirs(directory, exist_ok=True)
-    paths = {
-        "model": os.path.join(directory, "model.rnnkit"),
-        "metrics": os.path.join(directory, "metrics.json"),
-    }
-    metrics = json.dumps(result.metrics, indent=2).encode()
-    result.model.save(paths["model"])
-    with _atomic_file(paths["metrics"], overwrite=True) as f:
-        f.write(metrics)
-    return paths
+    return write(directory, result.model, result.metrics)
 
 
 # ----------------------------------------------------------------------------- predict

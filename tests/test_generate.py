@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 import math
 import re
 from collections import Counter
@@ -49,7 +50,7 @@ def trained(tmp_path_factory):
 
 
 def test_training_writes_the_model_and_reports_each_epoch(trained):
-    text, model, _, output = trained
+    text, model, path, output = trained
     meta = model.metadata
     assert meta["task"] == "generate" and meta["seq_length"] == SEQ
     assert meta["vocabulary"] == sorted(set(text))
@@ -58,6 +59,8 @@ def test_training_writes_the_model_and_reports_each_epoch(trained):
     assert "Epoch 1: validation perplexity" in output
     assert "Unigram perplexity of the validation text" in output
     assert "Sample (the seed in bold):" in output and "Wrote " in output
+    scores = json.loads((path.parent / "metrics.json").read_text())
+    assert scores["val_perplexity"] == meta["val_perplexity"]
 
 
 def test_reported_perplexities_equal_cross_entropy_computed_by_hand(trained):

@@ -526,3 +526,23 @@ def test_load_model_imports_from_where_keras_code_expects_it():
     from rnnkit.models import load_model
 
     assert load_model is rnnkit.load_model is rnnkit.saving.load_model
+
+
+def test_write_outputs_writes_model_metrics_and_files(tmp_path):
+    import json
+    from pathlib import Path
+
+    from rnnkit import Sequential, load_model
+    from rnnkit.layers import Dense
+    from rnnkit.saving import write_outputs
+
+    model = Sequential([Dense(1, input_shape=(2,))])
+    paths = write_outputs(tmp_path / "run", model, {"rmse": 1.5}, {"plot": ("p.png", b"\x89PNG")})
+    assert json.loads(Path(paths["metrics"]).read_text()) == {"rmse": 1.5}
+    assert Path(paths["plot"]).read_bytes() == b"\x89PNG"
+    assert load_model(paths["model"]).count_params() == 3
+    loop = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular"):  # not JSON: nothing is written
+        write_outputs(tmp_path / "never", model, {"loop": loop})
+    assert not (tmp_path / "never").exists()

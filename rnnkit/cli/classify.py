@@ -117,15 +117,6 @@ def _report(console, result) -> None:
 
 
 def _write(result, directory):
-    import json
-    import os
+    from rnnkit.saving import write_outputs
 
-    from rnnkit.saving import _atomic_file
-
-    os.makedirs(directory, exist_ok=True)
-    model_path = os.path.join(directory, "model.rnnkit")
-    metrics_path = os.path.join(directory, "metrics.json")
-    result.model.save(model_path)
-    with _atomic_file(metrics_path, overwrite=True) as f:
-        f.write(json.dumps(result.metrics, indent=2).encode())
-    return model_path, metrics_path
+    return write_outputs(directory, result.model, result.metrics).values()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
 
 import click
 
 from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 from rnnkit.generate import CELLS, GenerateSettings
+from rnnkit.saving import write_outputs
 
 DEFAULTS = GenerateSettings()
 # Options that only training reads; with a MODEL to sample from they would be ignored.
@@ -151,10 +152,13 @@ def _train(console, text_path, seed_text, length, temperature, random_seed, out_
     )
     seed = seed_text if seed_text is not None else result.model.metadata["default_seed"]
     _print_sample(console, seed, sample(result.model, seed, length, temperature, random_seed))
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "model.rnnkit")
-    result.model.save(path)
-    console.print(f"Wrote {path}", markup=False)
+    scores = {
+        "unigram_perplexity": result.unigram_perplexity,
+        "val_perplexity": result.val_perplexity,  # after each epoch
+        "settings": dataclasses.asdict(result.settings),
+    }
+    paths = write_outputs(out_dir, result.model, scores)
+    console.print("Wrote " + ", ".join(paths.values()), markup=False)
 
 
 def _sample(console, model_path, seed_text, length, temperature, random_seed):

@@ -13,10 +13,9 @@ from rnnkit.cli._common import print_frame, user_errors
 
 def write_csv(console, table, output) -> None:
     """`table` (a DataFrame) to `output`, atomically."""
-    from rnnkit.saving import _atomic_file
+    from rnnkit.saving import atomic_write
 
-    with _atomic_file(output, overwrite=True) as f:
-        f.write(table.to_csv(index=False).encode())
+    atomic_write(output, table.to_csv(index=False).encode())
     console.print(f"Wrote {output}")
 
 
