@@ -13,7 +13,8 @@ Example:
 
 import numbers
 
-from rnnkit._registry import lookup
+from rnnkit._registry import lookup, resolve
+from rnnkit._registry import serialize as serialize_object
 
 # Keras' fuzz factor, added to norms before dividing by them.
 _EPSILON = 1e-7
@@ -47,6 +48,7 @@ class MaxNorm(Constraint):
         axis: axis or list of axes along which norms are taken.
 
     Example:
+        >>> import torch
         >>> MaxNorm(1.0)(torch.tensor([[3.0], [4.0]]))
         tensor([[0.6000],
                 [0.8000]])
@@ -75,6 +77,7 @@ class MinMaxNorm(Constraint):
         axis: axis or list of axes along which norms are taken.
 
     Example:
+        >>> import torch
         >>> MinMaxNorm(min_value=1.0, max_value=2.0)(torch.tensor([[0.3], [0.4]]))
         tensor([[0.6000],
                 [0.8000]])
@@ -118,6 +121,7 @@ class UnitNorm(Constraint):
     """Scale each weight vector to unit L2 norm (zero vectors stay zero).
 
     Example:
+        >>> import torch
         >>> UnitNorm()(torch.tensor([[3.0], [4.0]]))
         tensor([[0.6000],
                 [0.8000]])
@@ -196,33 +200,17 @@ def get(identifier):
         >>> get({"class_name": "MaxNorm", "config": {"max_value": 3}})
         MaxNorm(max_value=3, axis=0)
     """
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError(
-                "A constraint dict needs a 'class_name' key, e.g. "
-                f"{{'class_name': 'MaxNorm', 'config': {{'max_value': 2}}}}; got {identifier!r}."
-            )
-        return _lookup(identifier["class_name"]).from_config(dict(identifier.get("config", {})))
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(
+    return resolve(
+        "constraint",
+        identifier,
+        Constraint,
+        _BY_NAME,
+        "{'class_name': 'MaxNorm', 'config': {'max_value': 2}}",
         "A constraint must be None, a name such as 'max_norm', a config dict, a Constraint "
-        f"or a callable fn(weight); got {identifier!r}."
+        "or a callable fn(weight)",
     )
 
 
 def serialize(constraint):
     """Return ``{"class_name": ..., "config": ...}`` for a constraint (None stays None)."""
-    if constraint is None:
-        return None
-    if not isinstance(constraint, Constraint):
-        raise TypeError(
-            f"serialize expects an rnnkit Constraint such as MaxNorm(2); got {constraint!r}."
-        )
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return serialize_object(constraint, Constraint, "MaxNorm(2)")

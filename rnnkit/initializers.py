@@ -25,7 +25,8 @@ import operator
 
 import torch
 
-from rnnkit._registry import lookup
+from rnnkit._registry import lookup, resolve
+from rnnkit._registry import serialize as serialize_object
 
 # Standard deviation of a unit normal truncated to (-2, 2); VarianceScaling divides by it
 # so that the truncated draw has the variance it asks for.
@@ -534,24 +535,14 @@ def get(identifier):
         >>> get({"class_name": "RandomNormal", "config": {"stddev": 0.1}})
         RandomNormal(seed=None, mean=0.0, stddev=0.1)
     """
-    if identifier is None or isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError(
-                "An initializer dict needs a 'class_name' key, e.g. "
-                f"{{'class_name': 'Orthogonal', 'config': {{'gain': 1.0}}}}; got {identifier!r}."
-            )
-        return _lookup(identifier["class_name"]).from_config(dict(identifier.get("config", {})))
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(
+    return resolve(
+        "initializer",
+        identifier,
+        Initializer,
+        _BY_NAME,
+        "{'class_name': 'Orthogonal', 'config': {'gain': 1.0}}",
         "An initializer must be a name such as 'glorot_uniform', a config dict, an "
-        f"Initializer or a callable fn(shape, dtype); got {identifier!r}."
+        "Initializer or a callable fn(shape, dtype)",
     )
 
 
@@ -562,11 +553,6 @@ def serialize(initializer):
         >>> serialize(RandomUniform(-1.0, 1.0))
         {'class_name': 'RandomUniform', 'config': {'seed': None, 'minval': -1.0, 'maxval': 1.0}}
     """
-    if initializer is None:
-        return None
-    if not isinstance(initializer, Initializer):
-        raise TypeError(
-            "serialize expects an rnnkit Initializer such as GlorotUniform(); got "
-            f"{initializer!r}. Plain functions have no config to save."
-        )
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return serialize_object(
+        initializer, Initializer, "GlorotUniform()", " Plain functions have no config to save."
+    )

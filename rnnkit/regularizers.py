@@ -14,7 +14,8 @@ import numbers
 
 import torch
 
-from rnnkit._registry import lookup
+from rnnkit._registry import lookup, resolve
+from rnnkit._registry import serialize as serialize_object
 
 
 class Regularizer:
@@ -173,37 +174,21 @@ def get(identifier):
         >>> get("l1_l2")
         L1L2(l1=0.01, l2=0.01)
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier == "l1_l2":
-            # Keras documents l1=l2=0.01 for this name (its Keras 2 meaning); Keras 3.15
-            # itself rejects the name, and builds L1L2() with zero factors for "l1l2".
-            return L1L2(l1=0.01, l2=0.01)
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError(
-                "A regularizer dict needs a 'class_name' key, e.g. "
-                f"{{'class_name': 'L2', 'config': {{'l2': 0.01}}}}; got {identifier!r}."
-            )
-        return _lookup(identifier["class_name"]).from_config(dict(identifier.get("config", {})))
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(
+    if isinstance(identifier, str) and identifier == "l1_l2":
+        # Keras documents l1=l2=0.01 for this name (its Keras 2 meaning); Keras 3.15
+        # itself rejects the name, and builds L1L2() with zero factors for "l1l2".
+        return L1L2(l1=0.01, l2=0.01)
+    return resolve(
+        "regularizer",
+        identifier,
+        Regularizer,
+        _BY_NAME,
+        "{'class_name': 'L2', 'config': {'l2': 0.01}}",
         "A regularizer must be None, a name such as 'l2', a config dict, a Regularizer "
-        f"or a callable fn(weight); got {identifier!r}."
+        "or a callable fn(weight)",
     )
 
 
 def serialize(regularizer):
     """Return ``{"class_name": ..., "config": ...}`` for a regularizer (None stays None)."""
-    if regularizer is None:
-        return None
-    if not isinstance(regularizer, Regularizer):
-        raise TypeError(
-            f"serialize expects an rnnkit Regularizer such as L2(0.01); got {regularizer!r}."
-        )
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return serialize_object(regularizer, Regularizer, "L2(0.01)")
