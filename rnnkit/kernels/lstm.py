@@ -86,12 +86,13 @@ class LSTMRecurrence(torch.autograd.Function):
         steps, batch, units = g.shape
         i, f, o = gates[..., :units], gates[..., units : 2 * units], gates[..., 3 * units :]
         # The factors that do not depend on the recurrence, for all steps at once:
-        slopes = sigma_slope(gates)  # σ'(i), σ'(f), -, σ'(o), (T, B, 4H)
-        to_o = squashed * slopes[..., 3 * units :]  # dz_o = gh * to_o
+        # (Block c of `gates` holds σ(z_c), which nothing uses: no slope for it.)
+        slopes_if = sigma_slope(gates[..., : 2 * units])  # σ'(i), σ'(f), (T, B, 2H)
+        to_o = squashed * sigma_slope(o)  # dz_o = gh * to_o
         to_c = o * act_slope(squashed)  # gc' = gc + gh * to_c
         to_ifc = g.new_empty(steps, batch, 3, units)  # dz_i, dz_f, dz_c = gc' * to_ifc
-        torch.mul(g, slopes[..., :units], out=to_ifc[:, :, 0])
-        torch.mul(c[:-1], slopes[..., units : 2 * units], out=to_ifc[:, :, 1])
+        torch.mul(g, slopes_if[..., :units], out=to_ifc[:, :, 0])
+        torch.mul(c[:-1], slopes_if[..., units:], out=to_ifc[:, :, 1])
         torch.mul(i, act_slope(g), out=to_ifc[:, :, 2])
         keep = hold = None
         if mask is not None:
