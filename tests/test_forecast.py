@@ -122,6 +122,26 @@ def test_saved_model_predicts_the_same_forecast_from_the_csv(default_run, tmp_pa
     assert abs(float(last["temp_max"].iloc[0]) - frame["temp_max"].iloc[-1]) < 10
 
 
+def test_reported_rmse_is_the_saved_models_error_on_windows_built_by_hand(default_run):
+    """Rebuild the test inputs with numpy alone (standardize with the training rows' mean and
+    std, add the day of the year as sin/cos, 14-day windows) and score the saved model."""
+    out, _ = default_run
+    model = load_model(out / "model.rnnkit", compile=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    frame = seattle_weather()
+    values = frame[["precipitation", "temp_max", "temp_min", "wind"]].to_numpy(float)
+    train_rows = len(frame) - 2 * 219  # 70% train, then 15% validation, 15% test
+    mean, std = values[:train_rows].mean(0), values[:train_rows].std(0)
+    angle = 2 * np.pi * (frame["date"].dt.day_of_year.to_numpy() - 1) / 365.25
+    inputs = np.column_stack([(values - mean) / std, np.sin(angle), np.cos(angle)])
+    targets = np.arange(len(frame) - 219, len(frame))  # the rows forecast
+    x = np.stack([inputs[t - 14 : t] for t in targets]).astype("float32")  # (219, 14, 6)
+    change = model.predict(x)[:, 0] * std[1]  # the change in temp_max, in degrees
+    forecast = values[targets - 1, 1] + change
+    rmse = np.sqrt(np.mean((forecast - values[targets, 1]) ** 2))
+    assert metrics["model"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+
+
 def test_forecast_next_reproduces_the_test_forecasts(tmp_path):
     frame = _write_series(tmp_path / "s.csv")
     series = load_series(frame, "level", None, "date")
