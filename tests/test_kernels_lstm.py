@@ -206,3 +206,30 @@ def test_paths_and_why():
         "recurrent_activation 'hard_sigmoid'"
         in LSTM(4, recurrent_activation="hard_sigmoid").kernel_path
     )
+
+
+def test_weights_are_kept_as_torchs_kernel_reads_them():
+    """W and U live transposed in memory, so torch's LSTM takes `kernel.t()` without a copy,
+    while every user-facing view stays in Keras' layout: shapes, values, get_weights arrays."""
+    layer = LSTM(H)
+    layer(torch.zeros(B, T, D))
+    for weight in (layer.cell.kernel, layer.cell.recurrent_kernel):
+        assert weight.shape[1] == 4 * H
+        assert weight.t().is_contiguous()
+    kernel, recurrent, _ = layer.get_weights()
+    assert kernel.shape == (D, 4 * H) and kernel.flags.c_contiguous
+    assert recurrent.shape == (H, 4 * H) and recurrent.flags.c_contiguous
+    torch.testing.assert_close(torch.from_numpy(kernel), layer.cell.kernel.detach())
+    # A training step on torch's kernel leaves gradients in the weight's own layout, and the
+    # gradients equal the reference loop's.
+    assert "torch" in layer.choose_path(True, None, batch=64)[1]
+    reference = LSTM(H)
+    reference.use_fused = False
+    reference(torch.zeros(B, T, D))
+    reference.set_weights(layer.get_weights())
+    x = torch.randn(64, T, D)
+    for model in (layer, reference):
+        model(x, training=True).square().sum().backward()
+    assert layer.cell.kernel.grad.stride() == layer.cell.kernel.stride()
+    for got, want in zip(layer.weights, reference.weights, strict=True):
+        torch.testing.assert_close(got.grad, want.grad, atol=1e-4, rtol=1e-4)

@@ -206,10 +206,19 @@ class Layer(nn.Module):
         constraint=None,
         trainable=True,
         dtype=None,
+        transposed=False,
     ) -> nn.Parameter:
-        """Create a weight of `shape`, register it and return it."""
+        """Create a weight of `shape`, register it and return it.
+
+        `transposed=True` (a matrix) keeps the weight's transpose in memory: the weight reads
+        and behaves as `shape`, but `weight.t()` is contiguous. For kernels that take the
+        transpose (torch's LSTM wants `(4*units, input_dim)`), it saves copying the weight,
+        and its gradient back, on every call.
+        """
         init = initializers.get(initializer)
         value = init(tuple(shape), dtype=as_dtype(dtype) if dtype else self.dtype)
+        if transposed:
+            value = value.t().contiguous().t()
         param = nn.Parameter(value, requires_grad=bool(trainable and self._trainable))
         self.register_parameter(name, param)
         self._weight_info[name] = (

@@ -41,6 +41,8 @@ class LSTMCell(DenseRNNCell):
 
     gates = 4
     state_names = ("h", "c")  # the order of `states`, named in error messages
+    # torch's LSTM kernel reads W and U as (4*units, in): stored so, they pass as they are.
+    transposed_weights = True
 
     def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)

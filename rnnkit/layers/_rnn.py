@@ -108,6 +108,9 @@ class DenseRNNCell(RNNCell):
     """
 
     gates = 1
+    # Keep W and U transposed in memory (see `Layer.add_weight`), for a cell whose fused
+    # kernel reads them so.
+    transposed_weights = False
 
     def __init__(
         self,
@@ -158,6 +161,7 @@ class DenseRNNCell(RNNCell):
             self.kernel_initializer,
             self.kernel_regularizer,
             self.kernel_constraint,
+            transposed=self.transposed_weights,
         )
         self.recurrent_kernel = self.add_weight(
             "recurrent_kernel",
@@ -165,6 +169,7 @@ class DenseRNNCell(RNNCell):
             self.recurrent_initializer,
             self.recurrent_regularizer,
             self.recurrent_constraint,
+            transposed=self.transposed_weights,
         )
         if self.use_bias:
             self.bias = self.add_weight(
