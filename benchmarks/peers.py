@@ -26,14 +26,11 @@ def rnnkit_model(w: Workload):
 
 def kernel_paths(model) -> list[str]:
     """What each recurrent layer of an rnnkit model runs when training (its `kernel_path`)."""
-    paths = []
-    for layer in model.layers:
-        for part in (getattr(layer, "forward_layer", None), getattr(layer, "backward_layer", None)):
-            if part is not None:
-                paths.append(f"{part.name}: {part.kernel_path}")
-        if hasattr(layer, "kernel_path"):
-            paths.append(f"{layer.name}: {layer.kernel_path}")
-    return paths
+    return [
+        f"{layer.name}: {layer.kernel_path}"
+        for layer in model.layers
+        if hasattr(layer, "kernel_path")
+    ]
 
 
 class RnnkitTrainer:

@@ -445,3 +445,72 @@ def test_summary_matches_keras(kind, merge_mode):
     ours = make(rnnkit)
     assert parse_summary(capture_summary(ours)) == parse_summary(capture_summary(theirs))
     assert ours.count_params() == theirs.count_params()
+
+
+# ------------------------------------------------- both LSTM directions in one torch call
+# Big enough (batch x units >= LSTM.loop_below_work) that each direction would take torch's
+# kernel, so Bidirectional runs both in one call of torch's bidirectional LSTM.
+WIDE_B, WIDE_U = 8, 40
+
+
+@pytest.mark.parametrize("merge_mode", MERGE_MODES, ids=MERGE_IDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("with_states", [False, True])
+def test_lstm_both_ways_in_one_call_matches_keras(rng, merge_mode, return_sequences, with_states):
+    x = rng.normal(size=(WIDE_B, T, D)).astype(np.float32)
+    kwargs = dict(return_sequences=return_sequences, return_state=True)
+    theirs = K.Bidirectional(K.LSTM(WIDE_U, **kwargs), merge_mode=merge_mode)
+    ours = R.Bidirectional(R.LSTM(WIDE_U, **kwargs), merge_mode=merge_mode)
+    theirs(x)
+    ours(x)
+    copy_weights(theirs, ours, rng)
+    assert ours.kernel_path.startswith("torch's bidirectional LSTM")
+    states = None
+    if with_states:
+        states = [torch.from_numpy(rng.normal(size=(WIDE_B, WIDE_U)).astype(np.float32))] * 4
+    assert_close(ours(x, initial_state=states), theirs(x, initial_state=states))
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_lstm_both_ways_in_one_call_has_the_gradients_of_each_way_alone(
+    rng, use_bias, return_sequences
+):
+    """Gradients with respect to the input, the initial states and every weight equal those
+    of the two directions run one by one (each on torch's one-way kernel)."""
+    together = R.Bidirectional(
+        R.LSTM(WIDE_U, use_bias=use_bias, return_sequences=return_sequences, return_state=True)
+    )
+    alone = R.Bidirectional(
+        R.LSTM(WIDE_U, use_bias=use_bias, return_sequences=return_sequences, return_state=True)
+    )
+    alone.choose_path = lambda training, mask=None, batch=None: (False, "each direction alone")
+    x = torch.from_numpy(rng.normal(size=(WIDE_B, T, D)).astype(np.float32)).requires_grad_()
+    together(x)
+    alone(x)
+    alone.set_weights(together.get_weights())
+    states = [torch.randn(WIDE_B, WIDE_U, requires_grad=True) for _ in range(4)]
+    grads = []
+    for layer in (together, alone):
+        outputs = layer(x, initial_state=states, training=True)
+        probe = torch.Generator().manual_seed(0)
+        loss = sum((o * torch.randn(o.shape, generator=probe)).sum() for o in outputs)
+        grads.append(torch.autograd.grad(loss, [x, *states, *layer.weights]))
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (dict(dropout=0.2), "drops its own inputs"),
+        (dict(activity_regularizer="l2"), "activity_regularizer"),
+        (dict(activation="relu"), "torch's kernel has tanh and sigmoid"),
+    ],
+)
+def test_lstm_pairs_that_cannot_share_a_call_run_each_way_alone(change, why):
+    layer = R.Bidirectional(R.LSTM(WIDE_U, **change))
+    layer(np.zeros((WIDE_B, T, D), dtype=np.float32))
+    assert layer.kernel_path.startswith("each direction on its own")
+    assert why in layer.kernel_path
+    assert R.Bidirectional(R.GRU(WIDE_U)).kernel_path.startswith("each direction on its own")

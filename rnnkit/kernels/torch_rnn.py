@@ -37,15 +37,20 @@ def _swap_first_two_gates(t: torch.Tensor, units: int) -> torch.Tensor:
     return torch.cat([t[..., units : 2 * units], t[..., :units], t[..., 2 * units :]], dim=-1)
 
 
-def lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
-    """Run an LSTM over `x` `(B, T, D)`; returns outputs `(B, T, H)`, `h_T`, `c_T`."""
+def _lstm_params(kernel, recurrent_kernel, bias) -> list[torch.Tensor]:
+    """One direction's weights in torch's order and layout: W^T, U^T (, b, 0)."""
     params = [_cached(kernel, torch.t), _cached(recurrent_kernel, torch.t)]
     if bias is not None:
         params += [bias, torch.zeros_like(bias)]
+    return params
+
+
+def lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
+    """Run an LSTM over `x` `(B, T, D)`; returns outputs `(B, T, H)`, `h_T`, `c_T`."""
     outputs, h, c = torch.lstm(
         x,
         (h0.unsqueeze(0), c0.unsqueeze(0)),
-        params,
+        _lstm_params(kernel, recurrent_kernel, bias),
         bias is not None,
         1,
         0.0,
@@ -54,6 +59,30 @@ def lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
         True,
     )
     return outputs, h[0], c[0]
+
+
+def bidirectional_lstm_sequence(x, forward_states, backward_states, forward, backward):
+    """Both directions of an LSTM over `x` `(B, T, D)` in one call of torch's kernel.
+
+    `forward`/`backward` are each `(kernel, recurrent_kernel, bias)`; the backward direction
+    reads the sequence from its end, as a `go_backwards=True` layer does. Returns the outputs
+    `(B, T, 2H)`, forward's then backward's features, both in time order (as Keras'
+    Bidirectional concatenates them), and each direction's final `(h, c)`.
+    """
+    h0 = torch.stack([forward_states[0], backward_states[0]])
+    c0 = torch.stack([forward_states[1], backward_states[1]])
+    outputs, h, c = torch.lstm(
+        x,
+        (h0, c0),
+        _lstm_params(*forward) + _lstm_params(*backward),
+        forward[2] is not None,
+        1,
+        0.0,
+        torch.is_grad_enabled(),
+        True,
+        True,
+    )
+    return outputs, (h[0], c[0]), (h[1], c[1])
 
 
 def gru_sequence(x, h0, kernel, recurrent_kernel, bias):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
+from rnnkit.kernels.torch_rnn import bidirectional_lstm_sequence
 from rnnkit.layers._base import Layer
-from rnnkit.layers._rnn import RNN
+from rnnkit.layers._lstm import LSTM
+from rnnkit.layers._rnn import RNN, _check_mask
+
+logger = logging.getLogger("rnnkit.kernels")
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -105,6 +111,14 @@ class Bidirectional(Layer):
         forward_state = backward_state = None
         if initial_state is not None:
             forward_state, backward_state = self._split_states(initial_state, "initial states")
+        if mask is not None:
+            mask = _check_mask(self, mask, inputs)
+        together, why = self.choose_path(training, mask, batch=inputs.shape[0])
+        if why != getattr(self, "_logged_path", None):
+            self._logged_path = why
+            logger.debug("Bidirectional '%s' runs %s", self.name, why)
+        if together:
+            return self._both_ways_in_one_call(inputs, forward_state, backward_state)
         y = self.forward_layer(inputs, initial_state=forward_state, mask=mask, training=training)
         y_rev = self.backward_layer(
             inputs, initial_state=backward_state, mask=mask, training=training
@@ -115,10 +129,48 @@ class Bidirectional(Layer):
             y, y_rev = y[0], y_rev[0]
         if self.return_sequences:
             y_rev = y_rev.flip(1)  # back into time order
-        output = _merge(self.merge_mode, y, y_rev)
+        return self._output(_merge(self.merge_mode, y, y_rev), states)
+
+    def _output(self, output, states):
         if self.return_state:
             return [*output, *states] if self.merge_mode is None else [output, *states]
         return output
+
+    # -------------------------------------------------------------- paths
+    @property
+    def kernel_path(self) -> str:
+        """Which implementation runs when training, and why (see `RNN.kernel_path`)."""
+        return self.choose_path(training=True)[1]
+
+    def choose_path(self, training, mask=None, batch=None) -> tuple[bool, str]:
+        """`(True, why)` when both directions run in one call of torch's bidirectional LSTM
+        kernel (no flipped copies of the input and output, no concatenation); else
+        `(False, why)`, and each direction runs on its own path."""
+        forward, backward = self.forward_layer, self.backward_layer
+        why_not = _why_not_one_call(forward, backward, training, mask, batch)
+        if why_not is None:
+            return True, "torch's bidirectional LSTM, both directions in one call"
+        paths = [layer.choose_path(training, mask, batch)[1] for layer in (forward, backward)]
+        why_not = f" ({why_not})" if why_not else ""
+        return False, f"each direction on its own{why_not}: {paths[0]}; {paths[1]}"
+
+    def _both_ways_in_one_call(self, x, forward_state, backward_state):
+        forward, backward = self.forward_layer, self.backward_layer
+        batch, units = x.shape[0], forward.cell.units
+        outputs, (h, c), (h_rev, c_rev) = bidirectional_lstm_sequence(
+            x,
+            forward._start_states(forward_state, batch, x.device),
+            backward._start_states(backward_state, batch, x.device),
+            (forward.cell.kernel, forward.cell.recurrent_kernel, forward.cell.bias),
+            (backward.cell.kernel, backward.cell.recurrent_kernel, backward.cell.bias),
+        )
+        if self.return_sequences:
+            if self.merge_mode == "concat":
+                return self._output(outputs, [h, c, h_rev, c_rev])
+            y, y_rev = outputs[..., :units], outputs[..., units:]
+        else:
+            y, y_rev = h, h_rev
+        return self._output(_merge(self.merge_mode, y, y_rev), [h, c, h_rev, c_rev])
 
     def compute_output_shape(self, input_shape, initial_state=None):
         shape = self.forward_layer.compute_output_shape(input_shape)
@@ -199,6 +251,25 @@ class Bidirectional(Layer):
         if config.get("backward_layer") is not None:
             config["backward_layer"] = deserialize(config["backward_layer"])
         return cls(**config)
+
+
+def _why_not_one_call(forward, backward, training, mask, batch) -> str | None:
+    """Why the pair cannot run as one bidirectional call of torch's LSTM kernel ('' when the
+    directions' own paths say why), or None when it can."""
+    if not (type(forward) is LSTM and type(backward) is LSTM):
+        return ""
+    for layer in (forward, backward):
+        if layer.choose_path(training, mask, batch)[0] != layer._torch_recurrence:
+            return ""
+        if layer.stateful or layer.activity_regularizer is not None:
+            return "stateful or activity_regularizer"
+        if training and layer.cell.dropout:
+            return "each direction drops its own inputs"
+    if forward.go_backwards or forward.cell.units != backward.cell.units:
+        return "not a mirrored pair"
+    if forward.cell.use_bias != backward.cell.use_bias:
+        return "one direction has no bias"
+    return None
 
 
 def _merge(mode, y, y_rev):
