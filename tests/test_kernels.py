@@ -7,6 +7,7 @@ import pytest
 import torch
 from kernel_cases import MASKS, B, D, H, T, equal_pair
 
+from rnnkit.kernels.simple_rnn import ACTIVATIONS, TANH_BY_SIGMOID_FROM, simple_rnn_states
 from rnnkit.layers import SimpleRNN
 
 
@@ -64,12 +65,36 @@ def test_fused_simple_rnn_equals_reference(activation, mask_name, go_backwards, 
 
 
 @pytest.mark.parametrize("zero_output_for_mask", [False, True])
-def test_fused_zero_output_for_mask(zero_output_for_mask):
-    fused, reference = _pair(return_sequences=True, zero_output_for_mask=zero_output_for_mask)
+@pytest.mark.parametrize("mask_name", ["left_padded", "holes_and_empty"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_fused_zero_output_for_mask(zero_output_for_mask, mask_name, return_sequences):
+    fused, reference = _pair(
+        return_sequences=return_sequences,
+        return_state=True,
+        zero_output_for_mask=zero_output_for_mask,
+    )
     x = torch.randn(B, T, D)
-    mask = torch.tensor(MASKS["left_padded"], dtype=torch.bool)
+    mask = torch.tensor(MASKS[mask_name], dtype=torch.bool)
     h0 = torch.randn(B, H)
     torch.testing.assert_close(_run(fused, x, mask, h0), _run(reference, x, mask, h0))
+
+
+@pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_fused_without_bias_equals_reference(mask_name, return_sequences):
+    fused, reference = _pair(use_bias=False, return_sequences=return_sequences)
+    assert len(fused.weights) == 2
+    x = torch.randn(B, T, D, requires_grad=True)
+    mask = None if MASKS[mask_name] is None else torch.tensor(MASKS[mask_name], dtype=torch.bool)
+    got, want = fused(x, mask=mask), reference(x, mask=mask)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    probe = torch.randn(got.shape)
+    grads = [
+        torch.autograd.grad((out * probe).sum(), [x, *layer.weights])
+        for layer, out in ((fused, got), (reference, want))
+    ]
+    for g, w in zip(*grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
 
 
 def test_fused_stateful_equals_reference():
@@ -141,6 +166,79 @@ def test_relu_gradcheck_away_from_the_kink():
         for w in layer.weights:
             w.abs_()  # all pre-activations positive: relu is differentiable everywhere here
     assert torch.autograd.gradcheck(lambda t: layer(t), (x,))
+
+
+def _kernel_inputs(use_bias=True, mask_name="none", dtype=torch.float64):
+    """x, W, b, h0, U for `simple_rnn_states`, all requiring grad, and a `(B, T)` mask."""
+    gen = torch.Generator().manual_seed(3)
+
+    def rand(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=dtype) * scale).requires_grad_()
+
+    x, kernel, h0 = rand(B, T, D), rand(D, H, scale=0.5), rand(B, H)
+    recurrent, bias = rand(H, H, scale=0.5), rand(H) if use_bias else None
+    mask = None if MASKS[mask_name] is None else torch.tensor(MASKS[mask_name], dtype=torch.bool)
+    return x, kernel, bias, h0, recurrent, mask
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "linear"])
+@pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("outputs", ["states", "last", "both"])
+def test_simple_rnn_kernel_gradcheck_float64(activation, mask_name, use_bias, outputs):
+    """The fused node's own gradients for x, W, b, h0 and U, from the sequence of states, the
+    last state alone (the other output's gradient is None then), or both."""
+    x, kernel, bias, h0, recurrent, mask = _kernel_inputs(use_bias, mask_name)
+
+    def f(x, kernel, h0, recurrent, *bias):
+        states, last = simple_rnn_states(
+            x, h0, kernel, recurrent, bias[0] if bias else None, mask, activation
+        )
+        return {"states": states, "last": last, "both": (states, last)}[outputs]
+
+    inputs = (x, kernel, h0, recurrent, *([bias] if use_bias else []))
+    assert torch.autograd.gradcheck(f, inputs)
+
+
+def test_simple_rnn_kernel_relu_gradcheck_away_from_the_kink():
+    x, kernel, bias, h0, recurrent, _ = _kernel_inputs()
+    with torch.no_grad():
+        for t in (x, kernel, bias, h0, recurrent):
+            t.abs_()  # all pre-activations positive: relu is differentiable everywhere here
+
+    def f(*args):
+        return simple_rnn_states(*args, activation="relu")
+
+    assert torch.autograd.gradcheck(f, (x, h0, kernel, recurrent, bias))
+
+
+def test_simple_rnn_kernel_last_state_is_the_last_of_the_states():
+    x, kernel, bias, h0, recurrent, mask = _kernel_inputs(mask_name="holes_and_empty")
+    states, last = simple_rnn_states(x, h0, kernel, recurrent, bias, mask)
+    torch.testing.assert_close(last, states[:, -1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mask_name", ["none", "right_padded"])
+@pytest.mark.parametrize("wanted", [(0,), (1,), (2,), (3,), (4,), (0, 4), (1, 2), (3, 4)])
+def test_simple_rnn_kernel_gradients_for_only_some_inputs(mask_name, wanted):
+    """Inputs that need no gradient get none, and the others' gradients do not change."""
+    full = _kernel_inputs(mask_name=mask_name)
+    *tensors, mask = full
+    probe = torch.randn(B, T, H, dtype=torch.float64)
+
+    def grads(tensors):
+        x, kernel, bias, h0, recurrent = tensors
+        states, last = simple_rnn_states(x, h0, kernel, recurrent, bias, mask)
+        loss = (states * probe).sum() + last.sum()
+        wanted_tensors = [t for t in tensors if t.requires_grad]
+        return torch.autograd.grad(loss, wanted_tensors)
+
+    want = grads(tensors)
+    some = [t.detach().requires_grad_(i in wanted) for i, t in enumerate(tensors)]
+    got = grads(some)
+    assert len(got) == len(wanted)
+    for g, i in zip(got, wanted, strict=True):
+        torch.testing.assert_close(g, want[i])
 
 
 def _gated_pair(cls, **kwargs):
@@ -239,3 +337,50 @@ def test_inference_weight_cache_follows_weight_changes(cls):
             w.add_(0.1)
         torch.testing.assert_close(fused(x), reference(x), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(before, fused(x).detach())
+
+
+# ------------------------------------------ wide batches: tanh as 2 sigmoid(2z) - 1, on CPU
+@pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
+@pytest.mark.parametrize("grad", [True, False])
+def test_wide_tanh_equals_the_reference_loop(mask_name, grad):
+    """From batch x units = TANH_BY_SIGMOID_FROM, tanh runs as 2 sigmoid(2z) - 1 with doubled
+    weights; outputs (training, and inference with no autograd node) and gradients still
+    equal the reference loop's true tanh to float32 rounding."""
+    units = 64
+    batch = TANH_BY_SIGMOID_FROM // units
+    fused = SimpleRNN(units, return_sequences=True, return_state=True)
+    reference = SimpleRNN(units, return_sequences=True, return_state=True)
+    reference.use_fused = False
+    x = torch.randn(batch, T, D)
+    fused(x)
+    reference(x)
+    reference.set_weights(fused.get_weights())
+    rows = MASKS[mask_name]
+    mask = None if rows is None else torch.tensor(rows * (batch // len(rows) + 1))[:batch].bool()
+    x.requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        got, want = _run(fused, x, mask, None), _run(reference, x, mask, None)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=2e-6, rtol=1e-5)
+    if grad:
+        probe = [torch.randn(o.shape) for o in got]
+        grads = [
+            torch.autograd.grad(
+                sum((o * p).sum() for o, p in zip(outs, probe)), [x, *layer.weights]
+            )
+            for layer, outs in ((fused, got), (reference, want))
+        ]
+        for g, w in zip(*grads, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("activation", "mask_name"), list(itertools.product(ACTIVATIONS, MASKS)))
+def test_inference_runs_no_autograd_node_and_equals_the_reference_loop(activation, mask_name):
+    fused, reference = _pair(activation=activation, return_sequences=True, return_state=True)
+    x, h0 = torch.randn(B, T, D), torch.randn(B, H)
+    mask = None if MASKS[mask_name] is None else torch.tensor(MASKS[mask_name], dtype=torch.bool)
+    with torch.no_grad():
+        got, want = _run(fused, x, mask, h0), _run(reference, x, mask, h0)
+    for g, w in zip(got, want, strict=True):
+        assert g.grad_fn is None
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
-from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states, torch_rnn_inference
+from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states
 from rnnkit.layers._rnn import CellLayer, DenseRNNCell, masked_outputs
 
 
@@ -84,21 +84,19 @@ class SimpleRNN(CellLayer):
         return self._fused_recurrence, "fused SimpleRNN recurrence (hand-written backward)"
 
     def _fused_recurrence(self, x, states, mask, training):
-        """Same results as the reference loop: one GEMM for `x W + b`, then the fused loop."""
+        """Same results as the reference loop: `x W + b` and the recurrence in one fused node."""
         cell = self.cell
         activation = activations.serialize(cell.activation)
-        if mask is None and not torch.is_grad_enabled() and activation in ("tanh", "relu"):
-            h = torch_rnn_inference(
-                x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, activation
-            )
-            return h, h[:, -1], [h[:, -1]]
         if cell.input_mask is not None:
             x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
-        xw = x @ cell.kernel  # (B, T, H)
-        if cell.bias is not None:
-            xw = xw + cell.bias
-        h = simple_rnn_states(
-            xw, states[0], cell.recurrent_kernel, mask, activations.serialize(cell.activation)
-        )  # (B, T, H)
-        outputs = masked_outputs(self, h, mask)
-        return outputs, outputs[:, -1], [h[:, -1]]
+        h, last = simple_rnn_states(
+            x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, mask, activation
+        )  # (B, T, H), (B, H)
+        # The last output comes from `last`, not from the sequence, so a layer that returns
+        # only it never reads (nor sends a gradient through) the states of every step.
+        sequence = masked_outputs(self, h, mask) if self.return_sequences else None
+        y = last
+        if mask is not None:  # as masked_outputs gives it at the last step
+            shown = mask[:, -1] if self.zero_output_for_mask else mask.any(dim=1)
+            y = torch.where(shown.unsqueeze(-1), last, torch.zeros_like(last))
+        return sequence, y, [last]
