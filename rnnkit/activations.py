@@ -172,6 +172,8 @@ _BY_NAME = {
     )
 }
 _BY_NAME.update(swish=silu, hard_swish=hard_silu)
+# function -> the name Keras writes for it (the first name, where aliases share a function)
+_NAME_OF = {fn: name for name, fn in reversed(_BY_NAME.items())}
 
 
 def get(identifier):
@@ -209,9 +211,12 @@ def serialize(fn):
         >>> serialize(hard_swish), serialize(torch.nn.functional.gelu)
         ('hard_silu', 'gelu')
     """
-    for name, known in _BY_NAME.items():
-        if fn is known:
-            return name
+    try:
+        name = _NAME_OF.get(fn)
+    except TypeError:  # an unhashable callable object: not one of ours
+        name = None
+    if name is not None:
+        return name
     if not callable(fn):
         raise TypeError(
             f"serialize expects an activation function such as `tanh`; got {fn!r} "

@@ -8,6 +8,8 @@ import torch
 
 from rnnkit import Input, Model, Sequential
 from rnnkit.layers import (
+    GRU,
+    LSTM,
     RNN,
     Concatenate,
     Dense,
@@ -238,3 +240,21 @@ def test_predict_one_batch_and_many_batches_agree_for_two_outputs():
     for a, b in zip(whole, pieces):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     np.testing.assert_allclose(model.predict(x[:1])[0], whole[0][:1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_predict_before_fit_leaves_everything_trainable(stateful):
+    """predict runs in torch.inference_mode once the model is built and keeps no states, so
+    nothing it makes (weights built on the first call, carried states) is an inference tensor
+    that training could not use."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 5, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    model = Sequential([GRU(4, stateful=stateful, return_sequences=True), LSTM(4), Dense(1)])
+    first = model.predict(x, batch_size=8)  # builds the model
+    model.predict(x, batch_size=8)
+    assert not any(p.is_inference() for p in model.parameters())
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.allclose(model.predict(x, batch_size=8), first)

@@ -160,6 +160,41 @@ class Model(Layer):
         return super().count_params()
 
     # ------------------------------------------------------------------- call
+    def weights_device(self) -> torch.device | None:
+        """The device the weights are on (None before there are any).
+
+        One weight is kept to ask, which spares walking every module on each call:
+        `.to(...)` moves weights in place, and `_apply` (what `.to` runs) and changes to
+        the layers forget it.
+        """
+        probe = self.__dict__.get("_device_probe")
+        if probe is None:
+            probe = next(self.parameters(), None)
+            if probe is None:
+                return None
+            self.__dict__["_device_probe"] = probe
+        return probe.device
+
+    def _inference(self):
+        """The no-autograd context for predict: `torch.inference_mode` (it skips autograd's
+        bookkeeping on every op, ~20 us a call on a small RNN) where nothing made inside
+        outlives the call; `torch.no_grad` while the model is not built (weights made in
+        inference mode could never train) or when a stateful layer keeps its states."""
+        stateful = self.__dict__.get("_has_stateful")
+        if stateful is None:
+            stateful = any(getattr(m, "stateful", False) for m in self.modules())
+            self.__dict__["_has_stateful"] = stateful
+        return torch.inference_mode() if self.built and not stateful else torch.no_grad()
+
+    def _forget_device(self) -> None:
+        """Forget what `weights_device` and `_inference` looked up (the layers changed)."""
+        self.__dict__.pop("_device_probe", None)
+        self.__dict__.pop("_has_stateful", None)
+
+    def _apply(self, *args, **kwargs):
+        self._forget_device()
+        return super()._apply(*args, **kwargs)
+
     def check_input_shape(self, shape) -> None:
         if not self.inputs:
             return
@@ -189,7 +224,7 @@ class Model(Layer):
     def _convert_inputs(self, inputs):
         if not self.inputs:
             return super()._convert_inputs(inputs)
-        device = next((p.device for p in self.parameters()), None)
+        device = self.weights_device()
         if isinstance(inputs, dict):
             inputs = [
                 inputs[t.name] if t.name in inputs else _missing(self, t, inputs)
@@ -252,15 +287,15 @@ class Model(Layer):
             raise ValueError(f"predict: batch_size must be a positive integer; got {batch_size!r}.")
         # numpy / pandas / nested lists -> tensors, as fit takes them (a list of arrays is
         # several inputs; a nested list of numbers is one)
-        x = to_tensors(x, next((p.device for p in self.parameters()), None))
+        x = to_tensors(x, self.weights_device())
         count = num_samples(x)
         if 0 < count <= batch_size:  # one batch: no slicing, no concatenation
-            with torch.no_grad():
+            with self._inference():
                 outputs = self(x, training=False)
             result = _tree.map_structure(lambda t: t.detach().cpu().numpy(), outputs)
             return list(result) if isinstance(result, tuple) else result
         outs = []
-        with torch.no_grad():
+        with self._inference():
             for start in range(0, count, batch_size):
                 batch = take(x, slice(start, start + batch_size))
                 outs.append(

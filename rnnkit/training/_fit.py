@@ -156,10 +156,6 @@ def _penalties_and_constraints(model) -> tuple[bool, bool]:
     return penalized, constrained
 
 
-def _device(model):
-    return next((p.device for p in model.parameters()), None)
-
-
 def _check_positive_int(where, name, value, allow_none=False):
     if value is None and allow_none:
         return
@@ -349,7 +345,7 @@ def fit_model(
             f"{where}: validation_split is the fraction of samples held out and must be in "
             f"[0, 1); got {validation_split!r}."
         )
-    device = _device(model)
+    device = model.weights_device()
     arrays = is_array_like(x)
     if arrays:
         x, y = to_tensors(x, device), to_tensors(y, device)
@@ -485,7 +481,7 @@ def evaluate_model(
         )
     batch_size = 32 if batch_size is None else batch_size
     _check_positive_int("evaluate", "batch_size", batch_size)
-    device = _device(model)
+    device = model.weights_device()
     if x is None:
         raise ValueError("evaluate: x (the inputs) is missing; pass evaluate(x, y).")
     if is_array_like(x):
