@@ -247,12 +247,15 @@ def _sparse_crossentropy_and_mask(y_true, y_pred, from_logits, ignore_class, axi
             f"got values from {int(labels.min())} to {int(labels.max())}. Check the labels, "
             "or set ignore_class for a padding label."
         )
+    picked = labels.unsqueeze(-1)
     if from_logits:
-        log_prob = F.log_softmax(y_pred, dim=-1)
+        loss = -torch.gather(F.log_softmax(y_pred, dim=-1), -1, picked).squeeze(-1)
     else:
-        p = y_pred / torch.sum(y_pred, dim=-1, keepdim=True)
-        log_prob = torch.log(torch.clamp(p, EPSILON, 1.0 - EPSILON))
-    loss = -torch.gather(log_prob, -1, labels.unsqueeze(-1)).squeeze(-1)
+        # Keras' -log(clip(p / sum(p), eps, 1 - eps)) at the label; the element-wise steps
+        # commute with picking the label, so they run on one value per position, not on all
+        # the classes (the same numbers).
+        p = torch.gather(y_pred, -1, picked) / torch.sum(y_pred, dim=-1, keepdim=True)
+        loss = -torch.log(torch.clamp(p, EPSILON, 1.0 - EPSILON)).squeeze(-1)
     if valid is not None:
         loss = torch.where(valid, loss, torch.zeros_like(loss))
     return loss, valid

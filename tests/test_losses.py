@@ -76,6 +76,16 @@ def sparse_probs(rng, shape):
     return _f32(rng.integers(0, shape[-1], size=shape[:-1])), _f32(rng.uniform(size=shape))
 
 
+def sparse_probs_clipped(rng, shape):
+    """Rows whose label has probability 0 or 1 (the clipped paths), and ordinary rows."""
+    labels, y_pred = sparse_probs(rng, shape)
+    rows, picked = y_pred.reshape(-1, shape[-1]), labels.reshape(-1).astype(int)
+    rows[0, picked[0]] = 0.0  # -log clips at eps: no gradient through it
+    rows[1] = 0.0
+    rows[1, picked[1]] = 1.0  # p = 1 clips at 1 - eps
+    return labels, y_pred
+
+
 def sparse_logits(rng, shape):
     labels = rng.integers(0, shape[-1], size=shape[:-1])
     return _f32(labels), _f32(rng.normal(scale=3.0, size=shape))
@@ -290,10 +300,29 @@ def test_function_forms_match_keras(ours, theirs, make):
             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             sparse_logits,
         ),
+        (
+            losses.SparseCategoricalCrossentropy(),
+            keras.losses.SparseCategoricalCrossentropy(),
+            sparse_probs,
+        ),
+        (
+            losses.SparseCategoricalCrossentropy(),
+            keras.losses.SparseCategoricalCrossentropy(),
+            sparse_probs_clipped,
+        ),
         (losses.LogCosh(), keras.losses.LogCosh(), regression),
         (losses.Huber(), keras.losses.Huber(), regression),
     ],
-    ids=["bce", "bce_logits", "cce_smoothing", "sparse_logits", "log_cosh", "huber"],
+    ids=[
+        "bce",
+        "bce_logits",
+        "cce_smoothing",
+        "sparse_logits",
+        "sparse_probs",
+        "sparse_probs_clipped",
+        "log_cosh",
+        "huber",
+    ],
 )
 def test_gradients_match_keras(ours, theirs, make):
     y_true, y_pred = make(_rng(8), (B, T, K))
