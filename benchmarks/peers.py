@@ -175,3 +175,19 @@ def sgemm_rate(size: int = 1024, repeats: int = 10) -> float:
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
+
+
+def gemm_seconds(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """Seconds of one `(m, k) @ (k, n)` float32 product: `torch.mm` into a preallocated
+    output, called in a loop (call overhead included, as every per-step product pays it),
+    best of `repeats` loops."""
+    a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+    calls = min(1000, max(1, int(5e7 // (2 * m * k * n))))  # a loop of ~0.5 ms or more
+    torch.mm(a, b, out=out)  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best

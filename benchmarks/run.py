@@ -51,12 +51,25 @@ class Run:
     latency: list[Latency]
     results: dict = dataclasses.field(default_factory=dict)
     sgemm_samples: list[float] = dataclasses.field(default_factory=list)  # FLOP/s
+    gemm_floor: dict = dataclasses.field(default_factory=dict)  # workload -> samples/s
     versions: dict = dataclasses.field(default_factory=dict)
     kernel_paths: dict = dataclasses.field(default_factory=dict)
     load_at_start: str = ""
 
     def measure_sgemm(self) -> None:
         self.sgemm_samples.append(peers.sgemm_rate(repeats=3 if self.args.quick else 5))
+
+    def measure_gemm_floor(self, w: Workload, cache: dict) -> None:
+        """Samples/s if the workload's matrix products (`w.train_products()`) were all the
+        work, each at the speed measured for its own shape on this machine."""
+        seconds = 0.0
+        for count, *shape in w.train_products():
+            if tuple(shape) not in cache:
+                cache[tuple(shape)] = peers.gemm_seconds(
+                    *shape, repeats=3 if self.args.quick else 5
+                )
+            seconds += count * cache[tuple(shape)]
+        self.gemm_floor[w.name] = w.batch / seconds
 
     @property
     def sgemm(self) -> float:
@@ -83,7 +96,7 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     if args.json:
-        keys = ("sgemm_samples", "versions", "kernel_paths", "results")
+        keys = ("sgemm_samples", "gemm_floor", "versions", "kernel_paths", "results")
         raw = {k: getattr(run, k) for k in keys}
         Path(args.json).write_text(json.dumps(raw, indent=1))
     print(text, end="")
@@ -144,8 +157,10 @@ def log(message: str) -> None:
 def run_in_process(run: Run) -> None:
     args, results = run.args, run.results
     here = [p for p in ("rnnkit", "torch") if p in args.peers]
+    gemm_times: dict = {}
     for w in run.train if here else []:
         run.measure_sgemm()
+        run.measure_gemm_floor(w, gemm_times)
         steps, epochs = plan(w, args)
         log(f"{w.name}: {' and '.join(here)}, {steps} steps x {epochs} epochs, alternating")
         trainers = {p: TRAINERS[p](w, steps) for p in here}
@@ -241,6 +256,13 @@ TRAIN_NOTE = (
     "ran at the measured sgemm rate (training = 3× the forward FLOPs); *× bound*: how many "
     "times longer than that rnnkit takes."
 )
+FLOOR_NOTE = (
+    "*GEMM floor*: the samples/s if the same matrix products were all the work, each taking "
+    "the time `torch.mm` measured for its own shape on this machine (the per-step products of "
+    "a recurrence are small, e.g. 32×128 by 128×384, and run well below the 1024×1024 sgemm "
+    "rate); no implementation that calls torch's GEMM once per product and step gets past it. "
+    "*× floor*: how many times longer than that rnnkit takes."
+)
 LATENCY_NOTE = (
     "`predict` is `model.predict(x)`; `model(x)` calls the model directly (rnnkit and torch "
     "under `torch.no_grad()`). Calls that are slow stop after about 5 s, with the count shown. "
@@ -282,14 +304,21 @@ def render(run: Run) -> str:
         "",
         "## Training time as a multiple of the FLOP bound (lower is better)",
         "",
-        "| workload | MFLOP per sample | " + " | ".join(PEERS) + " |",
-        "| --- | ---: |" + " ---: |" * len(PEERS),
+        FLOOR_NOTE,
+        "",
+        "| workload | MFLOP per sample | " + " | ".join(PEERS) + " | GEMM floor | rnnkit × floor |",
+        "| --- | ---: |" + " ---: |" * (len(PEERS) + 2),
     ]
     for w in run.train:
         cells = []
         for peer in PEERS:
             speed = samples_per_second(run, peer, w)
             cells.append(ratio(bounds[w.name], speed) if speed else missing(run, peer))
+        floor = run.gemm_floor.get(w.name)
+        cells += [
+            fmt(floor) if floor else "—",
+            ratio(floor, samples_per_second(run, "rnnkit", w)) if floor else "—",
+        ]
         flops = w.train_flops_per_sample() / 1e6
         lines.append(f"| {w.title} | {flops:,.1f} | {' | '.join(cells)} |")
 

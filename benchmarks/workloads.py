@@ -89,6 +89,37 @@ class Workload:
         flops += 2 * d * self.outputs * (t if self.per_step_targets else 1)
         return 3 * flops
 
+    def train_products(self) -> list[tuple[int, int, int, int]]:
+        """The matrix products of one training batch as `(count, m, k, n)`: `count` products
+        of an `(m, k)` by a `(k, n)` matrix; together 3x the forward FLOPs, as above.
+
+        Per recurrent layer and direction: the input projection of all steps at once and,
+        for backward, its input and weight gradients (one product each); the recurrent
+        product and the gradient it sends back, one small product per step; the recurrent
+        weight gradient over all steps. The Dense head and its two gradients.
+        """
+        b, t, d = self.batch, self.timesteps, self.input_size
+        products = []
+        for layer in self.recurrent:
+            h, width = layer.units, GATES[layer.kind] * layer.units
+            for _ in range(layer.directions):
+                products += [
+                    (1, t * b, d, width),  # x W
+                    (1, t * b, width, d),  # dL/dx = dz W^T
+                    (1, d, t * b, width),  # dW = x^T dz
+                    (t, b, h, width),  # h_{t-1} U, each step
+                    (t, b, width, h),  # dL/dh_{t-1} = dz_t U^T, each step
+                    (1, h, t * b, width),  # dU = h^T dz
+                ]
+            d = h * layer.directions
+        rows = b * (t if self.per_step_targets else 1)
+        products += [
+            (1, rows, d, self.outputs),
+            (1, rows, self.outputs, d),
+            (1, d, rows, self.outputs),
+        ]
+        return products
+
 
 WORKLOADS = [
     Workload(

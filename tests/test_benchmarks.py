@@ -57,6 +57,12 @@ def test_quick_run_writes_the_table(bench, tmp_path, capsys):
     assert row[4:7] == ["not run"] * 3  # the Keras peers were left out
     assert row[7].endswith("×") and row[8] == "—"
 
+    floor_header = next(line for line in lines if line.startswith("| workload | MFLOP"))
+    assert _cells(floor_header)[-2:] == ["GEMM floor", "rnnkit × floor"]
+    rows = [line for line in lines if line.startswith("| SimpleRNN(32), T=20, D=3, B=64")]
+    floor_row = _cells(rows[1])  # the second table's row
+    assert float(floor_row[-2].replace(",", "")) > 0 and floor_row[-1].endswith("×")
+
     latency = _cells(
         next(line for line in lines if line.startswith("| SimpleRNN(32), T=20, D=3 |"))
     )
@@ -69,3 +75,14 @@ def test_flop_count_of_a_simple_rnn(bench):
     w = workloads.by_name("simple_rnn")  # SimpleRNN(32) on D=3, T=20, then Dense(1)
     forward = 2 * 20 * (3 + 32) * 32 + 2 * 32 * 1
     assert w.train_flops_per_sample() == 3 * forward
+
+
+def test_the_products_behind_the_gemm_floor_add_up_to_the_flop_count(bench):
+    """`train_products` lists the same matrix products the FLOP count adds up (3x forward),
+    shape by shape: the floor and the bound describe the same work."""
+    _, workloads = bench
+    for w in workloads.WORKLOADS:
+        flops = sum(2 * count * m * k * n for count, m, k, n in w.train_products())
+        assert flops == w.batch * w.train_flops_per_sample(), w.name
+    gru = workloads.by_name("gru")  # GRU(128) on D=128, T=100, B=32
+    assert (100, 32, 128, 384) in gru.train_products()  # h_{t-1} U at every step
