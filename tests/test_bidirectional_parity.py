@@ -514,3 +514,24 @@ def test_lstm_pairs_that_cannot_share_a_call_run_each_way_alone(change, why):
     assert layer.kernel_path.startswith("each direction on its own")
     assert why in layer.kernel_path
     assert R.Bidirectional(R.GRU(WIDE_U)).kernel_path.startswith("each direction on its own")
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_lstm_both_ways_in_one_call_gradcheck_float64(return_sequences):
+    """float64 gradcheck of the one-call path with respect to the input, the four initial
+    states and every weight (tiny sizes: the size rule is lifted for the test)."""
+    layer = R.Bidirectional(
+        R.LSTM(3, return_sequences=return_sequences, return_state=True, dtype="float64"),
+        dtype="float64",
+    )
+    for direction in (layer.forward_layer, layer.backward_layer):
+        direction.loop_below_work = 0  # take torch's kernel at any size
+    x = torch.randn(2, 4, D, dtype=torch.float64, requires_grad=True)
+    layer(x)
+    assert layer.choose_path(True, batch=2)[0]
+    states = [torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+
+    def f(x, *tensors):
+        return tuple(layer(x, initial_state=list(tensors[:4]), training=True))
+
+    assert torch.autograd.gradcheck(f, (x, *states, *layer.weights))
