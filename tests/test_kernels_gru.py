@@ -17,6 +17,8 @@ from kernel_cases import (
     mask_tensor,
 )
 
+from rnnkit.kernels.gru import gru_states
+from rnnkit.kernels.simple_rnn import TANH_BY_SIGMOID_FROM
 from rnnkit.layers import GRU, Bidirectional
 
 
@@ -187,3 +189,191 @@ def test_paths_and_why():
         "recurrent_activation 'hard_sigmoid'"
         in GRU(4, recurrent_activation="hard_sigmoid").kernel_path
     )
+
+
+# ------------------------------------------------------ the fused node itself (gru_states)
+def _kernel_inputs(use_bias=True, reset_after=True, mask_name="none", dtype=torch.float64):
+    """x, W, b, b', h0, U for `gru_states`, all requiring grad (b' None without reset_after),
+    and a `(B, T)` mask."""
+    gen = torch.Generator().manual_seed(3)
+
+    def rand(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=dtype) * scale).requires_grad_()
+
+    x, kernel, h0 = rand(B, T, D), rand(D, 3 * H, scale=0.5), rand(B, H)
+    recurrent = rand(H, 3 * H, scale=0.5)
+    bias = rand(3 * H) if use_bias else None
+    recurrent_bias = rand(3 * H) if use_bias and reset_after else None
+    return x, kernel, bias, recurrent_bias, h0, recurrent, mask_tensor(mask_name)
+
+
+def _states(x, kernel, bias, recurrent_bias, h0, recurrent, mask, reset_after, **names):
+    return gru_states(
+        x, h0, kernel, recurrent, bias, recurrent_bias, mask, **names, reset_after=reset_after
+    )
+
+
+@pytest.mark.parametrize("activations", [("tanh", "sigmoid"), ("sigmoid", "tanh")])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("outputs", ["states", "last", "both"])
+def test_gru_kernel_gradcheck_float64(activations, reset_after, mask_name, use_bias, outputs):
+    """The fused node's own gradients for x, W, b, b', h0 and U, from the sequence of states,
+    the last state alone (the other output's gradient is None then), or both."""
+    activation, recurrent_activation = activations
+    *tensors, mask = _kernel_inputs(use_bias, reset_after, mask_name)
+    present = [i for i, t in enumerate(tensors) if t is not None]
+
+    def f(*given):
+        args = [None] * len(tensors)
+        for i, t in zip(present, given, strict=True):
+            args[i] = t
+        states, last = _states(
+            *args,
+            mask,
+            reset_after,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+        )
+        return {"states": states, "last": last, "both": (states, last)}[outputs]
+
+    assert torch.autograd.gradcheck(f, [tensors[i] for i in present])
+
+
+def test_gru_kernel_relu_gradcheck_away_from_the_kink():
+    *tensors, _ = _kernel_inputs()
+    with torch.no_grad():
+        for t in tensors:
+            t.abs_()  # every candidate pre-activation positive: relu is smooth here
+
+    def f(*args):
+        return _states(*args, None, True, activation="relu")
+
+    assert torch.autograd.gradcheck(f, tensors)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_kernel_last_state_is_the_last_of_the_states(reset_after):
+    *tensors, mask = _kernel_inputs(reset_after=reset_after, mask_name="holes_and_empty")
+    states, last = _states(*tensors, mask, reset_after)
+    torch.testing.assert_close(last, states[:, -1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("reset_after", "mask_name", "wanted"),
+    [
+        (r, m, w)
+        for r in (True, False)
+        for m in ("none", "right_padded")
+        for w in [(0,), (1,), (2,), (3,), (4,), (5,), (0, 4), (1, 3), (2, 5)]
+        if r or 3 not in w  # (x, W, b, b', h0, U): no b' without reset_after
+    ],
+)
+def test_gru_kernel_gradients_for_only_some_inputs(reset_after, mask_name, wanted):
+    """Inputs that need no gradient get none, and the others' gradients do not change."""
+    *tensors, mask = _kernel_inputs(reset_after=reset_after, mask_name=mask_name)
+    probe = torch.randn(B, T, H, dtype=torch.float64)
+
+    def grads(tensors):
+        states, last = _states(*tensors, mask, reset_after)
+        loss = (states * probe).sum() + last.sum()
+        return torch.autograd.grad(loss, [t for t in tensors if t is not None and t.requires_grad])
+
+    want = dict(zip([i for i, t in enumerate(tensors) if t is not None], grads(tensors)))
+    some = [
+        None if t is None else t.detach().requires_grad_(i in wanted) for i, t in enumerate(tensors)
+    ]
+    got = grads(some)
+    assert len(got) == len(wanted)
+    for g, i in zip(got, wanted, strict=True):
+        torch.testing.assert_close(g, want[i])
+
+
+def test_gru_kernel_recurrent_bias_needs_reset_after():
+    *tensors, _ = _kernel_inputs()
+    with pytest.raises(ValueError, match="reset_after"):
+        _states(*tensors, None, False)
+
+
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+@pytest.mark.parametrize("mask_name", ["left_padded", "holes_and_empty"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_fused_gru_last_output_and_states_under_masks(
+    zero_output_for_mask, mask_name, return_sequences
+):
+    """The last output is built from the last state apart (no all-steps gradient when the
+    sequence is not returned), masked as the reference loop shows it."""
+    fused, reference = _pair(
+        return_sequences=return_sequences,
+        return_state=True,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+    _assert_same(fused, reference, mask_name)
+
+
+# ------------------------------------------ wide batches: tanh as 2 sigmoid(2z) - 1, on CPU
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
+@pytest.mark.parametrize("grad", [True, False])
+def test_wide_tanh_candidate_equals_the_reference_loop(reset_after, mask_name, grad):
+    """From batch x units = TANH_BY_SIGMOID_FROM, the candidate's tanh runs as
+    2 sigmoid(2p) - 1 with doubled weights; outputs (training, and inference with no autograd
+    node) and gradients still equal the reference loop's true tanh to float32 rounding."""
+    units = 64
+    batch = TANH_BY_SIGMOID_FROM // units
+    kwargs = dict(return_sequences=True, return_state=True, reset_after=reset_after)
+    fused, reference = GRU(units, **kwargs), GRU(units, **kwargs)
+    reference.use_fused = False
+    x = torch.randn(batch, T, D)
+    fused(x)
+    reference(x)
+    with torch.no_grad():
+        fused.cell.bias.normal_()
+    reference.set_weights(fused.get_weights())
+    rows = MASKS[mask_name]
+    mask = None if rows is None else torch.tensor(rows * (batch // len(rows) + 1))[:batch].bool()
+    # the fused loop itself, not torch's GRU (which inference would otherwise use unmasked)
+    fused.choose_path = lambda training, mask=None, batch=None: (fused._fused_recurrence, "fused")
+    x.requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        got, want = fused(x, mask=mask), reference(x, mask=mask)
+    for g, w in zip(got, want, strict=True):
+        assert (g.grad_fn is None) != grad
+        torch.testing.assert_close(g, w, atol=2e-6, rtol=1e-5)
+    if grad:
+        probe = [torch.randn(o.shape) for o in got]
+        grads = [
+            torch.autograd.grad(
+                sum((o * p).sum() for o, p in zip(outs, probe)), [x, *layer.weights]
+            )
+            for layer, outs in ((fused, got), (reference, want))
+        ]
+        for g, w in zip(*grads, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("activations", "reset_after", "mask_name"),
+    list(itertools.product(ACTIVATION_PAIRS, [True, False], MASKS)),
+)
+def test_fused_inference_runs_no_autograd_node_and_equals_the_reference_loop(
+    activations, reset_after, mask_name
+):
+    activation, recurrent_activation = activations
+    fused, reference = _pair(
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        reset_after=reset_after,
+        return_sequences=True,
+        return_state=True,
+    )
+    fused.choose_path = lambda training, mask=None, batch=None: (fused._fused_recurrence, "fused")
+    x, h0 = torch.randn(B, T, D), torch.randn(B, H)
+    mask = mask_tensor(mask_name)
+    with torch.no_grad():
+        got = fused(x, initial_state=[h0], mask=mask)
+        want = reference(x, initial_state=[h0], mask=mask)
+    for g, w in zip(got, want, strict=True):
+        assert g.grad_fn is None
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)

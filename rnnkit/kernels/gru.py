@@ -1,9 +1,10 @@
-"""A fused GRU recurrence with a hand-written backward pass through time.
+"""A fused GRU layer with a hand-written backward pass through time.
 
 The cell is Keras' (`rnnkit.layers._gru.GRUCell`, blocks z, r, h); with `reset_after=True`:
 
-    forward:   hu_t = h_{t-1} U + b'                    one (B, 3H) GEMM per step
-               z, r = σ(xw_z + hu_z), σ(xw_r + hu_r)    xw = x W + b, one GEMM for all steps
+    forward:   xw = x W + b                             one GEMM for all steps
+               hu_t = h_{t-1} U + b'                    one (B, 3H) GEMM per step
+               z, r = σ(xw_z + hu_z), σ(xw_r + hu_r)
                n_t  = act(xw_h + r * hu_h)
                a_t  = n_t + z * (h_{t-1} - n_t)         = z h_{t-1} + (1 - z) n_t
                h_t  = m_t ? a_t : h_{t-1}               m = the (batch, timesteps) mask
@@ -12,168 +13,280 @@ The cell is Keras' (`rnnkit.layers._gru.GRUCell`, blocks z, r, h); with `reset_a
                dz' = m g (h_{t-1} - n) σ'(z)
                dr' = dn' hu_h σ'(r)
                dL/dh_{t-1} = [dz', dr', dn' r] U^T + g (m z + 1 - m)
-               dU = sum_t h_{t-1}^T [dz', dr', dn' r]      one GEMM after the loop
+               dU = sum_t h_{t-1}^T [dz', dr', dn' r]    one GEMM each after the loop
+               dW = x^T [dz', dr', dn'],  db = sum [dz', dr', dn'],  dL/dx = [dz', dr', dn'] W^T
 
 With `reset_after=False` the reset gate acts before the product: `n = act(xw_h + (r h) U_h)`,
-so a step has two GEMMs (`h U_zr`, then `(r h) U_h`) and no recurrent bias.
+so `dL/d(r h) = dn' U_h^T` takes one more GEMM a step, and there is no recurrent bias.
 
-`act'` and `σ'` are written in terms of the outputs (see `simple_rnn.ACTIVATIONS`), and
-every factor that does not depend on the recurrence is computed for all steps at once
-before the backward loop, which is then a handful of small ops per step. Everything is
-time-major inside, `(T, B, ...)`.
+The input projection and the whole recurrence are one autograd node. `act'` and `σ'` are
+applied one step at a time from the outputs with aten's fused `*_backward` ops (`SLOPES`).
+Everything is time-major inside, `(T, B, ...)`: a `(T, B, 3H)` buffer holds `x W_zr + b_zr`
+and `b'_h`, then in place, after each step's GEMM, z, r and `hu_h`; another `x W_h + b_h`,
+then n. The last state is a separate output, so a layer that returns only it sends no
+gradient for the other steps. On a wide CPU batch a tanh candidate runs as
+`2 sigmoid(2p) - 1` (see `simple_rnn._tanh_of_twice`), with `2p` from doubled weights.
+With no gradient to compute, `gru_states` runs the forward loop alone, with no autograd node.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.simple_rnn import ACTIVATIONS
+from rnnkit.kernels.simple_rnn import (
+    ACTIVATIONS,
+    SLOPES,
+    TANH_BY_SIGMOID_FROM,
+    _tanh_of_twice,
+)
+
+
+def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma_name, after):
+    """The forward loop. Returns the time-major inputs `(T*B, D)`, `zrh` `(T, B, 3H)`: the
+    gates z, r and `hu_h = h_{t-1} U_h + b'_h` (reset_after) or `r * h_{t-1}` (not) of every
+    step, the candidates `n` `(T, B, H)`, the states `(T + 1, B, H)` with row 0 `h_0`, and
+    `diff = h_{t-1} - n_t` `(T, B, H)`."""
+    act, _ = ACTIVATIONS[act_name]
+    sigma, _ = ACTIVATIONS[sigma_name]
+    batch, steps, features = x.shape
+    units = recurrent_kernel.shape[0]
+    zr, hh = slice(0, 2 * units), slice(2 * units, 3 * units)
+    w_zr, w_h = kernel[:, zr], kernel[:, hh]
+    u_zr, u_h = recurrent_kernel[:, zr], recurrent_kernel[:, hh]
+    b_zr = b_h = None
+    if b_in is not None:
+        b_zr, b_h = b_in[zr], b_in[hh]
+    if after and b_rec is not None:  # b'_z, b'_r are added before σ like b_z, b_r: fold them
+        b_zr = b_rec[zr] if b_zr is None else b_zr + b_rec[zr]
+    scale = 1
+    if act_name == "tanh" and x.device.type == "cpu" and batch * units >= TANH_BY_SIGMOID_FROM:
+        # the candidate's pre-activation doubled, exactly: tanh(p) = 2 sigmoid(2p) - 1
+        act, scale, w_h = _tanh_of_twice(x), 2, w_h * 2
+        b_h = b_h * 2 if b_h is not None else None
+    x_tm = x.transpose(0, 1).reshape(steps * batch, features)  # time-major rows
+    # zrh[t] = [x W_zr + b_zr + b'_zr, b'_h]: each step's one GEMM h U accumulates in place,
+    # then σ turns the first two blocks into z and r. xh = x W_h + b_h becomes n in place.
+    zrh = x.new_empty(steps, batch, 3 * units)
+    xh = x.new_empty(steps, batch, units)
+    flat = zrh.view(-1, 3 * units)
+    for out, w, b in ((flat[:, zr], w_zr, b_zr), (xh.view(-1, units), w_h, b_h)):
+        if b is None:
+            torch.mm(x_tm, w, out=out)
+        else:
+            torch.addmm(b, x_tm, w, out=out)
+    if after:
+        zrh[..., hh] = b_rec[hh] if b_rec is not None else 0
+    states = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T: h_{t-1} needs no copy
+    states[0] = h0
+    diff = x.new_empty(steps, batch, units)
+    new = x.new_empty(batch, units) if mask is not None else None
+    h = states.unbind(0)
+    keep = mask.unbind(0) if mask is not None else (None,) * steps
+    views = (
+        zrh.unbind(0),
+        zrh[..., zr].unbind(0),
+        zrh[..., :units].unbind(0),
+        zrh[..., units : zr.stop].unbind(0),
+        zrh[..., hh].unbind(0),
+        xh.unbind(0),
+        diff.unbind(0),
+        h[1:],
+        keep,
+    )
+    prev = h[0]
+    for step, gates, z, r, hu, n, dif, nxt, m in zip(*views):
+        if after:
+            step.addmm_(prev, recurrent_kernel)
+            sigma(gates)
+            n.addcmul_(r, hu, value=scale)
+        else:
+            gates.addmm_(prev, u_zr)
+            sigma(gates)
+            torch.mul(r, prev, out=hu)
+            n.addmm_(hu, u_h, alpha=scale)
+        act(n)
+        torch.sub(prev, n, out=dif)
+        if m is None:
+            torch.addcmul(n, z, dif, out=nxt)  # n + z (h_{t-1} - n)
+        else:
+            torch.addcmul(n, z, dif, out=new)
+            torch.where(m, new, prev, out=nxt)
+        prev = nxt
+    return x_tm, zrh, xh, states, diff
 
 
 class GRURecurrence(torch.autograd.Function):
-    """`states = recurrence(xw, h0, U, b_rec, mask, activation, recurrent_activation,
-    reset_after)`; shapes `(T, B, 3H)`, `(B, H)`, `(H, 3H)`, `(3H,)` or None.
+    """`states, last = recurrence(x, W, b, b', h0, U, mask, activation, recurrent_activation,
+    reset_after)`; shapes `(B, T, D)`, `(D, 3H)`, `(3H,)` or None, `(3H,)` or None (only with
+    reset_after), `(B, H)`, `(H, 3H)`.
 
     `mask` is `(T, B, 1)` booleans (True: step, False: hold the state) or None.
-    Returns the state after every step, `(T, B, H)`.
+    Returns the state after every step, time-major `(T, B, H)`, and the last one `(B, H)`
+    apart: when only the last is used, no gradient for every step is made or read.
     """
 
     @staticmethod
-    def forward(ctx, xw, h0, recurrent_kernel, recurrent_bias, mask, act_name, sigma_name, after):
-        act, _ = ACTIVATIONS[act_name]
-        sigma, _ = ACTIVATIONS[sigma_name]
-        steps, units = xw.shape[0], h0.shape[-1]
-        gates = xw.new_empty(steps, *h0.shape[:-1], 2 * units)  # σ(z), σ(r), (T, B, 2H)
-        n = xw.new_empty(steps, *h0.shape)  # candidates, (T, B, H)
-        states = xw.new_empty(steps + 1, *h0.shape)  # h_0 .. h_T, so h_{t-1} needs no copy
-        states[0] = h0
-        u_zr, u_h = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
-        if after:
-            hu = xw.new_empty(steps, *h0.shape[:-1], 3 * units)  # h_{t-1} U + b', (T, B, 3H)
-        else:
-            rh = xw.new_empty(steps, *h0.shape)  # r * h_{t-1}, (T, B, H)
-        for t in range(steps):
-            prev, x_t, g_t, n_t = states[t], xw[t], gates[t], n[t]
-            if after:
-                if recurrent_bias is None:
-                    torch.mm(prev, recurrent_kernel, out=hu[t])
-                else:
-                    torch.addmm(recurrent_bias, prev, recurrent_kernel, out=hu[t])
-                torch.add(x_t[:, : 2 * units], hu[t, :, : 2 * units], out=g_t)
-                sigma(g_t)
-                torch.mul(g_t[:, units:], hu[t, :, 2 * units :], out=n_t)
-                n_t.add_(x_t[:, 2 * units :])
-            else:
-                torch.addmm(x_t[:, : 2 * units], prev, u_zr, out=g_t)
-                sigma(g_t)
-                torch.mul(g_t[:, units:], prev, out=rh[t])
-                torch.addmm(x_t[:, 2 * units :], rh[t], u_h, out=n_t)
-            act(n_t)
-            new = (
-                torch.sub(prev, n_t)
-                if mask is not None
-                else torch.sub(prev, n_t, out=states[t + 1])
-            )
-            new.mul_(g_t[:, :units]).add_(n_t)  # n + z (h_{t-1} - n)
-            if mask is not None:
-                torch.where(mask[t], new, prev, out=states[t + 1])
-        saved = hu if after else rh
-        ctx.save_for_backward(recurrent_kernel, gates, n, states, saved, mask)
-        ctx.names = (act_name, sigma_name, after, recurrent_bias is not None)
-        return states[1:]
+    def forward(ctx, x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act, sigma, after):
+        x_tm, zrh, n, states, diff = _forward(
+            x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act, sigma, after
+        )
+        ctx.save_for_backward(x_tm, kernel, recurrent_kernel, zrh, n, states, diff, mask)
+        ctx.names = (act, sigma, after)
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None
+        return states[1:], states[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_h):
-        recurrent_kernel, gates, n, states, saved, mask = ctx.saved_tensors
-        act_name, sigma_name, after, has_bias = ctx.names
-        _, act_slope = ACTIVATIONS[act_name]
-        _, sigma_slope = ACTIVATIONS[sigma_name]
-        steps, units = n.shape[0], n.shape[-1]
-        prev = states[:-1]  # h_{t-1} for every step, (T, B, H)
-        z, r = gates[..., :units], gates[..., units:]
-        # The factors that do not depend on the recurrence, for all steps at once:
-        slopes = sigma_slope(gates)  # σ'(z), σ'(r), (T, B, 2H)
-        to_n = (1 - z) * act_slope(n)  # dL/dn' = g * to_n
-        to_z = (prev - n) * slopes[..., :units]  # dL/dz' = g * to_z
-        carry = z  # dL/dh_{t-1} gets g * carry directly
-        if mask is not None:
-            keep = mask.to(n.dtype)  # (T, B, 1): a masked step passes g straight back
-            to_n, to_z = to_n * keep, to_z * keep
-            carry = z * keep + (1 - keep)
+    def backward(ctx, grad_states, grad_last):
+        x_tm, kernel, recurrent_kernel, zrh, n, states, diff, mask = ctx.saved_tensors
+        act_name, sigma_name, after = ctx.names
+        needs_x, needs_w, needs_b, needs_b_rec, needs_h0, needs_u, *_ = ctx.needs_input_grad
+        if grad_states is None and grad_last is None:
+            return (None,) * 10
+        act_slope, sigma_slope = SLOPES[act_name], SLOPES[sigma_name]
+        steps, batch, units = diff.shape
+        zr, hh = slice(0, 2 * units), slice(2 * units, 3 * units)
+        # grads[t] gathers dL/dh_t: the output's gradient at t, then what flows back from
+        # step t + 1. Without a gradient for every step, each is written, not accumulated.
+        grads = states.new_empty(steps + 1, batch, units)
+        accumulate = grad_states is not None
+        if accumulate:
+            grads[0] = 0
+            grads[1:] = grad_states
+            if grad_last is not None:
+                grads[-1] += grad_last
+        else:
+            grads[-1] = grad_last
+        # d[t]: [dz', dr', dn' r] with reset_after (the gradient of h U + b', the per-step
+        # GEMM's operand), dn' apart in dn; without, [dz', dr', dn'] (the gradient of x W + b).
+        d = n.new_empty(steps, batch, 3 * units)
+        dn = n.new_empty(steps, batch, units) if after else d[..., hh]
         u_t = recurrent_kernel.t()
-        dxw = n.new_empty(*n.shape[:-1], 3 * units)  # dz', dr', dn': the gradient of xw
-        if after:
-            to_r = saved[..., 2 * units :] * slopes[..., units:]  # hu_h σ'(r)
-            dhu = torch.empty_like(dxw)  # dz', dr', dn' r: the gradient of hu
-        else:
-            to_r = prev * slopes[..., units:]  # dL/dr' = (dn' U_h^T) h_{t-1} σ'(r)
-            u_zr_t, u_h_t = u_t[: 2 * units], u_t[2 * units :]
-        g = grad_h[steps - 1]
-        for t in range(steps - 1, -1, -1):
-            d = dhu[t] if after else dxw[t]  # dz' and dr' go straight into the GEMM's operand
-            dn = torch.mul(g, to_n[t], out=dxw[t, :, 2 * units :])
-            torch.mul(g, to_z[t], out=d[:, :units])
-            direct = torch.mul(g, carry[t]) if t == 0 else torch.addcmul(grad_h[t - 1], g, carry[t])
-            if after:
-                torch.mul(dn, to_r[t], out=d[:, units : 2 * units])
-                torch.mul(dn, r[t], out=d[:, 2 * units :])
-                g = torch.addmm(direct, d, u_t)
+        u_zr_t, u_h_t = u_t[zr], u_t[hh]
+        masked = n.new_empty(batch, units) if mask is not None else None
+        d_rh = n.new_empty(batch, units) if not after else None
+        g_all = grads.unbind(0)
+
+        def rev(t):  # the steps of a (T, ...) tensor, last first
+            return t.unbind(0)[::-1]
+
+        views = (
+            g_all[:0:-1],  # dL/dh_t, t = T .. 1
+            g_all[-2::-1],  # dL/dh_{t-1}
+            states.unbind(0)[-2::-1],  # h_{t-1}
+            rev(zrh[..., :units]),  # z
+            rev(zrh[..., units : zr.stop]),  # r
+            rev(zrh[..., zr]),  # z, r
+            rev(zrh[..., hh]),  # hu_h or r h_{t-1}
+            rev(n),
+            rev(diff),
+            rev(d),
+            rev(d[..., :units]),  # dz'
+            rev(d[..., units : zr.stop]),  # dr'
+            rev(d[..., zr]),  # dz', dr'
+            rev(d[..., hh]),  # dn' r (reset_after) or dn'
+            rev(dn),
+            rev(mask.to(n.dtype)) if mask is not None else (None,) * steps,
+        )
+        for g, back, prev, z, r, gates, hu, n_t, dif, dt, dz, dr, dzr, dnr, dn_t, m in zip(*views):
+            gm = g if m is None else torch.mul(g, m, out=masked)
+            a = torch.addcmul(gm, gm, z, value=-1, out=dn_t)  # m g (1 - z)
+            # dL/dh_{t-1} directly: g (m z + 1 - m) = g - m g (1 - z)
+            if m is not None:
+                if accumulate:
+                    back.add_(g).sub_(a)
+                else:
+                    torch.sub(g, a, out=back)
+            elif accumulate:
+                back.addcmul_(g, z)
             else:
-                d_rh = dn @ u_h_t  # dL/d(r h_{t-1}), (B, H)
-                torch.mul(d_rh, to_r[t], out=d[:, units : 2 * units])
-                direct.addcmul_(d_rh, r[t])
-                g = torch.addmm(direct, d[:, : 2 * units], u_zr_t)
-        flat_prev = prev.reshape(-1, units)  # (T*B, H)
+                torch.mul(g, z, out=back)
+            act_slope(a, n_t)  # dn'
+            torch.mul(gm, dif, out=dz)
+            if after:
+                torch.mul(a, hu, out=dr)
+                sigma_slope(dzr, gates)
+                torch.mul(a, r, out=dnr)
+                back.addmm_(dt, u_t)
+            else:
+                torch.mm(a, u_h_t, out=d_rh)  # dL/d(r h_{t-1})
+                torch.mul(d_rh, prev, out=dr)
+                sigma_slope(dzr, gates)
+                back.addcmul_(d_rh, r)
+                back.addmm_(dzr, u_zr_t)
+        flat_prev = states[:-1].view(-1, units)  # h_{t-1} for every step, (T*B, H)
+        flat = d.view(-1, 3 * units)
+        grad_x = grad_w = grad_b = grad_b_rec = grad_u = None
         if after:
-            dxw[..., : 2 * units] = dhu[..., : 2 * units]
-            flat = dhu.reshape(-1, 3 * units)
-            grad_u = flat_prev.t() @ flat
-            grad_b = flat.sum(0) if has_bias else None
+            d_zr, d_n = flat[:, zr], dn.view(-1, units)  # the gradient of x W + b, in two
+            if needs_u:
+                grad_u = flat_prev.t() @ flat
+            if needs_b_rec:
+                grad_b_rec = flat.sum(0)
+            if needs_x:
+                grad_x = (d_zr @ kernel[:, zr].t()).addmm_(d_n, kernel[:, hh].t())
+            if needs_w:
+                grad_w = torch.cat([x_tm.t() @ d_zr, x_tm.t() @ d_n], dim=1)
+            if needs_b:
+                grad_b = torch.cat([d_zr.sum(0), d_n.sum(0)])
         else:
-            grad_u = torch.cat(
-                [
-                    flat_prev.t() @ dxw[..., : 2 * units].reshape(-1, 2 * units),
-                    saved.reshape(-1, units).t() @ dxw[..., 2 * units :].reshape(-1, units),
-                ],
-                dim=1,
-            )
-            grad_b = None
-        return dxw, g, grad_u, grad_b, None, None, None, None
+            if needs_u:
+                grad_u = torch.cat(
+                    [
+                        flat_prev.t() @ flat[:, zr],
+                        zrh[..., hh].reshape(-1, units).t() @ flat[:, hh],
+                    ],
+                    dim=1,
+                )
+            if needs_x:
+                grad_x = flat @ kernel.t()
+            if needs_w:
+                grad_w = x_tm.t() @ flat
+            if needs_b:
+                grad_b = flat.sum(0)
+        if grad_x is not None:
+            grad_x = grad_x.view(steps, batch, -1).transpose(0, 1)
+        grad_h0 = g_all[0].clone() if needs_h0 else None  # not a view of the whole buffer
+        return grad_x, grad_w, grad_b, grad_b_rec, grad_h0, grad_u, None, None, None, None
 
 
 def gru_states(
-    xw,
+    x,
     h0,
+    kernel,
     recurrent_kernel,
+    bias=None,
     recurrent_bias=None,
     mask=None,
     activation="tanh",
     recurrent_activation="sigmoid",
     reset_after=True,
 ):
-    """Every state `h_t` of a GRU, `(B, T, H)`, from the projected inputs `xw = x W + b`.
+    """Every state `h_t` of a GRU, `(B, T, H)`, and the last one, `(B, H)`.
+
+    Use the last state from here rather than slicing the sequence: when nothing else reads
+    the sequence, the backward pass then has no all-steps gradient to make and read.
 
     Args:
-        xw: `(B, T, 3H)` input projections (blocks z, r, h), input bias included.
+        x: `(B, T, D)` inputs.
         h0: `(B, H)` initial state.
+        kernel: `W`, `(D, 3H)` (blocks z, r, h).
         recurrent_kernel: `U`, `(H, 3H)`.
+        bias: `b`, `(3H,)`, added to `x W`, or None.
         recurrent_bias: `b'`, `(3H,)`, added to `h U` (only with `reset_after`), or None.
         mask: `(B, T)` booleans or None; `False` steps keep the previous state.
         activation, recurrent_activation: names in `ACTIVATIONS` (candidate and gates).
         reset_after: apply the reset gate after the recurrent product (Keras' default).
     """
-    xw_t = xw.transpose(0, 1).contiguous()  # (T, B, 3H)
+    if recurrent_bias is not None and not reset_after:
+        raise ValueError("a recurrent bias exists only with reset_after=True")
     mask_t = None
     if mask is not None:
         mask_t = mask.transpose(0, 1).unsqueeze(-1).bool().contiguous()  # (T, B, 1)
-    states = GRURecurrence.apply(
-        xw_t,
-        h0,
-        recurrent_kernel,
-        recurrent_bias,
-        mask_t,
-        activation,
-        recurrent_activation,
-        reset_after,
-    )
-    return states.transpose(0, 1)  # (B, T, H)
+    tensors = (x, kernel, bias, recurrent_bias, h0, recurrent_kernel)
+    names = (activation, recurrent_activation, reset_after)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        states, last = GRURecurrence.apply(*tensors, mask_t, *names)
+    else:  # inference: the forward loop alone, no autograd node
+        states = _forward(*tensors, mask_t, *names)[3]
+        states, last = states[1:], states[-1]
+    return states.transpose(0, 1), last  # (B, T, H), (B, H)

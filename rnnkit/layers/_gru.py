@@ -145,23 +145,28 @@ class GRU(CellLayer):
         return outputs, h, [h]
 
     def _fused_recurrence(self, x, states, mask, training):
-        """Same results as the reference loop: one GEMM for `x W + b`, then the fused loop."""
+        """Same results as the reference loop: `x W + b` and the recurrence in one fused node."""
         cell = self.cell
         if cell.input_mask is not None:
             x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
         b_in, b_rec = cell._biases()
-        xw = x @ cell.kernel  # (B, T, 3H)
-        if b_in is not None:
-            xw = xw + b_in
-        h = gru_states(
-            xw,
+        h, last = gru_states(
+            x,
             states[0],
+            cell.kernel,
             cell.recurrent_kernel,
+            b_in,
             b_rec,
             mask,
             activations.serialize(cell.activation),
             activations.serialize(cell.recurrent_activation),
             cell.reset_after,
-        )  # (B, T, H)
-        outputs = masked_outputs(self, h, mask)
-        return outputs, outputs[:, -1], [h[:, -1]]
+        )  # (B, T, H), (B, H)
+        # The last output comes from `last`, not from the sequence, so a layer that returns
+        # only it never reads (nor sends a gradient through) the states of every step.
+        sequence = masked_outputs(self, h, mask) if self.return_sequences else None
+        y = last
+        if mask is not None:  # as masked_outputs gives it at the last step
+            shown = mask[:, -1] if self.zero_output_for_mask else mask.any(dim=1)
+            y = torch.where(shown.unsqueeze(-1), last, torch.zeros_like(last))
+        return sequence, y, [last]
