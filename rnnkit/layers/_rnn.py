@@ -627,7 +627,7 @@ def torch_kernel_blocker(layer, cell_class, training, mask, batch=None) -> str |
         return "recurrent_dropout needs the state masked inside the loop"
     if mask is not None and not bool(mask.all()):
         return "masked steps: torch's kernel has no per-step mask"
-    weight = next(layer.parameters(), None)  # None before the layer is built: CPU then
+    weight = getattr(cell, "kernel", None)  # None before the layer is built: CPU then
     on_cpu = weight is None or weight.device.type == "cpu"
     tiny = layer.loop_below_work
     if on_cpu and batch is not None and batch * cell.units < tiny:
