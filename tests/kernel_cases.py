@@ -74,3 +74,32 @@ def assert_same(fused, reference, mask_name, states=1, dtype=torch.float32):
     want, want_grads, _ = outputs_and_grads(reference, x, initial, mask, probe)
     for g, w in zip(got + list(got_grads), want + list(want_grads), strict=True):
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+def wide_mask(name, batch):
+    """`MASKS[name]`'s rows repeated down a batch of `batch` sequences (None for "none")."""
+    rows = MASKS[name]
+    if rows is None:
+        return None
+    return torch.tensor(rows * (batch // len(rows) + 1))[:batch].bool()
+
+
+def assert_same_to_rounding(fused, reference, x, mask, grad):
+    """The two layers' outputs (and, with `grad`, every gradient) agree to float32 rounding;
+    without `grad` the fused path must make no autograd node. Both return sequences and
+    states."""
+    x.requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        got, want = fused(x, mask=mask), reference(x, mask=mask)
+    for g, w in zip(got, want, strict=True):
+        assert (g.grad_fn is None) != grad
+        torch.testing.assert_close(g, w, atol=2e-6, rtol=1e-5)
+    if not grad:
+        return
+    probe = [torch.randn(o.shape) for o in got]
+    grads = [
+        torch.autograd.grad(sum((o * p).sum() for o, p in zip(outs, probe)), [x, *layer.weights])
+        for layer, outs in ((fused, got), (reference, want))
+    ]
+    for g, w in zip(*grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)

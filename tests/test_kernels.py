@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from kernel_cases import MASKS, B, D, H, T, equal_pair
+from kernel_cases import MASKS, B, D, H, T, assert_same_to_rounding, equal_pair, wide_mask
 
 from rnnkit.kernels.simple_rnn import ACTIVATIONS, TANH_BY_SIGMOID_FROM, simple_rnn_states
 from rnnkit.layers import SimpleRNN
@@ -355,23 +355,7 @@ def test_wide_tanh_equals_the_reference_loop(mask_name, grad):
     fused(x)
     reference(x)
     reference.set_weights(fused.get_weights())
-    rows = MASKS[mask_name]
-    mask = None if rows is None else torch.tensor(rows * (batch // len(rows) + 1))[:batch].bool()
-    x.requires_grad_(grad)
-    with torch.set_grad_enabled(grad):
-        got, want = _run(fused, x, mask, None), _run(reference, x, mask, None)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, atol=2e-6, rtol=1e-5)
-    if grad:
-        probe = [torch.randn(o.shape) for o in got]
-        grads = [
-            torch.autograd.grad(
-                sum((o * p).sum() for o, p in zip(outs, probe)), [x, *layer.weights]
-            )
-            for layer, outs in ((fused, got), (reference, want))
-        ]
-        for g, w in zip(*grads, strict=True):
-            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    assert_same_to_rounding(fused, reference, x, wide_mask(mask_name, batch), grad)
 
 
 @pytest.mark.parametrize(("activation", "mask_name"), list(itertools.product(ACTIVATIONS, MASKS)))

@@ -13,8 +13,10 @@ from kernel_cases import (
     H,
     T,
     assert_same,
+    assert_same_to_rounding,
     equal_pair,
     mask_tensor,
+    wide_mask,
 )
 
 from rnnkit.kernels.gru import gru_states
@@ -331,26 +333,9 @@ def test_wide_tanh_candidate_equals_the_reference_loop(reset_after, mask_name, g
     with torch.no_grad():
         fused.cell.bias.normal_()
     reference.set_weights(fused.get_weights())
-    rows = MASKS[mask_name]
-    mask = None if rows is None else torch.tensor(rows * (batch // len(rows) + 1))[:batch].bool()
     # the fused loop itself, not torch's GRU (which inference would otherwise use unmasked)
     fused.choose_path = lambda training, mask=None, batch=None: (fused._fused_recurrence, "fused")
-    x.requires_grad_(grad)
-    with torch.set_grad_enabled(grad):
-        got, want = fused(x, mask=mask), reference(x, mask=mask)
-    for g, w in zip(got, want, strict=True):
-        assert (g.grad_fn is None) != grad
-        torch.testing.assert_close(g, w, atol=2e-6, rtol=1e-5)
-    if grad:
-        probe = [torch.randn(o.shape) for o in got]
-        grads = [
-            torch.autograd.grad(
-                sum((o * p).sum() for o, p in zip(outs, probe)), [x, *layer.weights]
-            )
-            for layer, outs in ((fused, got), (reference, want))
-        ]
-        for g, w in zip(*grads, strict=True):
-            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    assert_same_to_rounding(fused, reference, x, wide_mask(mask_name, batch), grad)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from rnnkit import activations
 from rnnkit.kernels.gru import gru_states
 from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.kernels.torch_rnn import gru_sequence
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, masked_outputs, torch_kernel_blocker
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, outputs_of_fused, torch_kernel_blocker
 
 
 class GRUCell(DenseRNNCell):
@@ -162,11 +162,4 @@ class GRU(CellLayer):
             activations.serialize(cell.recurrent_activation),
             cell.reset_after,
         )  # (B, T, H), (B, H)
-        # The last output comes from `last`, not from the sequence, so a layer that returns
-        # only it never reads (nor sends a gradient through) the states of every step.
-        sequence = masked_outputs(self, h, mask) if self.return_sequences else None
-        y = last
-        if mask is not None:  # as masked_outputs gives it at the last step
-            shown = mask[:, -1] if self.zero_output_for_mask else mask.any(dim=1)
-            y = torch.where(shown.unsqueeze(-1), last, torch.zeros_like(last))
-        return sequence, y, [last]
+        return outputs_of_fused(self, h, last, mask)

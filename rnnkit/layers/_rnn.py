@@ -650,6 +650,21 @@ def masked_outputs(layer, states, mask):
     return torch.where(shown.unsqueeze(-1), states, torch.zeros_like(states))
 
 
+def outputs_of_fused(layer, states, last, mask):
+    """`(sequence, last output, [last state])` of a fused recurrence from its states
+    `(B, T, H)` and its separate last state `(B, H)`, as the reference loop gives them.
+
+    The last output comes from `last`, not from the sequence, so a layer that returns only it
+    never reads (nor sends a gradient through) the states of every step.
+    """
+    sequence = masked_outputs(layer, states, mask) if layer.return_sequences else None
+    y = last
+    if mask is not None:  # as masked_outputs gives it at the last step
+        shown = mask[:, -1] if layer.zero_output_for_mask else mask.any(dim=1)
+        y = torch.where(shown.unsqueeze(-1), last, torch.zeros_like(last))
+    return sequence, y, [last]
+
+
 def _check_mask(layer, mask, x) -> torch.Tensor:
     mask = to_tensor(mask, device=x.device)
     if mask.dim() == 3 and mask.shape[-1] == 1:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from rnnkit import activations
 from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, masked_outputs
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, outputs_of_fused
 
 
 class SimpleRNNCell(DenseRNNCell):
@@ -92,11 +90,4 @@ class SimpleRNN(CellLayer):
         h, last = simple_rnn_states(
             x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, mask, activation
         )  # (B, T, H), (B, H)
-        # The last output comes from `last`, not from the sequence, so a layer that returns
-        # only it never reads (nor sends a gradient through) the states of every step.
-        sequence = masked_outputs(self, h, mask) if self.return_sequences else None
-        y = last
-        if mask is not None:  # as masked_outputs gives it at the last step
-            shown = mask[:, -1] if self.zero_output_for_mask else mask.any(dim=1)
-            y = torch.where(shown.unsqueeze(-1), last, torch.zeros_like(last))
-        return sequence, y, [last]
+        return outputs_of_fused(self, h, last, mask)
