@@ -669,3 +669,24 @@ def test_a_failed_fit_leaves_the_model_usable():
     history = model.fit(x, y, batch_size=BATCH, shuffle=False, verbose=0)
     assert history.history == expected.history
     assert_close(model.get_weights(), reference.get_weights(), atol=0)
+
+
+def test_fit_checks_a_built_model_on_one_sequence_not_a_whole_batch():
+    """Before training, fit runs the first batch through an unbuilt model (building it, with
+    the batch in Keras' built shape); once built, the first sequence alone tells the output
+    shape, so a later fit call does not pay a whole extra forward pass."""
+
+    class Rows(Dense):
+        def call(self, inputs):
+            seen.append(inputs.shape[0])
+            return super().call(inputs)
+
+    seen = []
+    model = Sequential([SimpleRNN(4), Rows(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((16, 5, 3), np.float32), np.ones((16, 1), np.float32)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert seen == [8, 8, 8]  # the check on the first batch, then two training steps
+    seen.clear()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert seen == [1, 8, 8]
