@@ -421,3 +421,51 @@ def test_state_dict_errors():
 def test_bad_schedules(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_fused_adam_and_the_op_by_op_update_agree(amsgrad, monkeypatch):
+    """The fused kernel (Keras' formula through its learning rate and eps) and the op-by-op
+    update give the same weights, on contiguous and transposed (LSTM-style) parameters."""
+    from rnnkit.optimizers import _fused_adam_fits
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(4, 6, generator=gen), torch.randn(6, 4, generator=gen).t()]
+    grads = [[torch.randn(4, 6, generator=gen) for _ in start] for _ in range(6)]
+
+    def run(fused):
+        monkeypatch.setattr(
+            optimizers, "_fused_adam_fits", _fused_adam_fits if fused else lambda *a: False
+        )
+        params = [torch.nn.Parameter(p.clone(memory_format=torch.preserve_format)) for p in start]
+        opt = optimizers.Adam(learning_rate=0.05, amsgrad=amsgrad)
+        opt.build(params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = torch.empty_like(p).copy_(g)  # laid out like the parameter
+            if fused:  # every tensor laid out like its parameter: the kernel runs
+                assert _fused_adam_fits(params, [p.grad for p in params])
+            opt.step()
+        return params
+
+    fused, by_op = run(True), run(False)
+    assert fused[1].t().is_contiguous()  # the transposed layout survives the kernel
+    for a, b in zip(fused, by_op, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_fused_adam_is_refused_where_a_gradient_is_laid_out_unlike_its_parameter():
+    """The kernel reads tensors as flat memory: a transposed weight with a contiguous gradient
+    (or state loaded from a file) must take the op-by-op update, which handles any layout."""
+    from rnnkit.optimizers import _fused_adam_fits
+
+    weight = torch.nn.Parameter(torch.randn(6, 4).t())
+    assert _fused_adam_fits([weight], [torch.empty_like(weight)])
+    assert not _fused_adam_fits([weight], [torch.zeros(4, 6)])
+    reference = torch.nn.Parameter(weight.detach().contiguous())
+    for p in (weight, reference):
+        opt = optimizers.Adam(learning_rate=0.05)
+        opt.build([p])
+        p.grad = torch.ones(4, 6)  # contiguous, whatever the parameter's layout
+        opt.step()
+    torch.testing.assert_close(weight, reference, rtol=0, atol=1e-7)
