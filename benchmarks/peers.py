@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import torch
-from timing import time_calls
 from torch import nn
 from workloads import Workload, build_keras_style, make_data
 
@@ -67,15 +66,17 @@ class RnnkitTrainer:
         return self.timer.seconds
 
 
-def rnnkit_latency(w: Workload, calls: int):
-    """Seconds per `model.predict(x)` and per `model(x)` (no grad) on one sequence."""
+def rnnkit_latency_calls(w: Workload) -> dict:
+    """`model.predict(x)` and `model(x)` (no grad) on one sequence, as functions to time."""
     x, _ = make_data(w, 1)
     model = rnnkit_model(w)
-    predict = time_calls(lambda: model.predict(x, verbose=0), calls)
     xt = torch.as_tensor(x)
-    with torch.no_grad():
-        call = time_calls(lambda: model(xt), calls)
-    return {"predict": predict, "call": call}
+
+    def call():
+        with torch.no_grad():
+            return model(xt)
+
+    return {"predict": lambda: model.predict(x, verbose=0), "call": call}
 
 
 # ------------------------------------------------------------------ hand-written torch
@@ -155,14 +156,18 @@ class TorchTrainer:
         return time.perf_counter() - start
 
 
-def torch_latency(w: Workload, calls: int):
-    """Seconds per call of the torch module on one sequence, under no_grad."""
+def torch_latency_calls(w: Workload) -> dict:
+    """The torch module called on one sequence under no_grad, as a function to time."""
     x, _ = make_data(w, 1)
     torch.manual_seed(0)
     model = TorchNet(w).eval()
     xt = torch.as_tensor(x)
-    with torch.no_grad():
-        return {"call": time_calls(lambda: model(xt), calls)}
+
+    def call():
+        with torch.no_grad():
+            return model(xt)
+
+    return {"call": call}
 
 
 def sgemm_rate(size: int = 1024, repeats: int = 10) -> float:

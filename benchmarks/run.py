@@ -27,7 +27,7 @@ from pathlib import Path
 
 import peers
 import torch
-from timing import median
+from timing import median, time_interleaved
 from workloads import LATENCIES, WORKLOADS, Latency, Workload, by_name
 
 HERE = Path(__file__).resolve().parent
@@ -169,15 +169,14 @@ def run_in_process(run: Run) -> None:
                 results[peer]["train"].setdefault(w.name, []).append(trainers[peer].epoch())
         if "rnnkit" in trainers:
             run.kernel_paths[w.name] = peers.kernel_paths(trainers["rnnkit"].model)
-    for lat in run.latency:
+    makers = {"rnnkit": peers.rnnkit_latency_calls, "torch": peers.torch_latency_calls}
+    for lat in run.latency if here else []:
         w = dataclasses.replace(by_name(lat.workload), timesteps=lat.timesteps)
         calls = calls_for(lat, args)
-        if "rnnkit" in args.peers:
-            log(f"{lat.name}: rnnkit, {calls} calls")
-            results["rnnkit"]["latency"][lat.name] = peers.rnnkit_latency(w, calls)
-        if "torch" in args.peers:
-            log(f"{lat.name}: torch")
-            results["torch"]["latency"][lat.name] = peers.torch_latency(w, calls)
+        log(f"{lat.name}: {' and '.join(here)}, {calls} calls each, taking turns")
+        fns = {(peer, kind): fn for peer in here for kind, fn in makers[peer](w).items()}
+        for (peer, kind), seconds in time_interleaved(fns, calls).items():
+            results[peer]["latency"].setdefault(lat.name, {})[kind] = seconds
     for peer in ("rnnkit", "torch"):
         if peer not in args.peers:
             results[peer]["status"] = "not run"
@@ -265,7 +264,9 @@ FLOOR_NOTE = (
 )
 LATENCY_NOTE = (
     "`predict` is `model.predict(x)`; `model(x)` calls the model directly (rnnkit and torch "
-    "under `torch.no_grad()`). Calls that are slow stop after about 5 s, with the count shown. "
+    "under `torch.no_grad()`). rnnkit's and torch's calls take turns, call by call; each Keras "
+    "backend runs after, in its subprocess. Calls that are slow stop after about 5 s, with the "
+    "count shown. "
     "The last column is rnnkit's `predict` time over the torch module's."
 )
 

@@ -22,5 +22,22 @@ def time_calls(fn, calls: int, warmup: int = 3) -> list[float]:
     return seconds
 
 
+def time_interleaved(fns: dict, calls: int, warmup: int = 3) -> dict:
+    """Seconds of each call of every function in `fns`, taking turns call by call, so that a
+    burst of load elsewhere hits them all alike (fewer rounds past CALL_BUDGET in all)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    seconds = {name: [] for name in fns}
+    rounds = 0
+    while rounds < calls and (rounds < MIN_CALLS or sum(map(sum, seconds.values())) < CALL_BUDGET):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - start)
+        rounds += 1
+    return seconds
+
+
 def median(values) -> float:
     return float(statistics.median(values))

@@ -205,7 +205,7 @@ WORKLOADS = [
 @dataclass(frozen=True)
 class Latency:
     """Predict one sequence `(1, T, D)` with `workload`'s model: `calls` timed calls (fewer
-    when each is slow, see timing.time_calls)."""
+    when each is slow, see timing.time_calls and time_interleaved)."""
 
     name: str
     title: str
