@@ -249,20 +249,21 @@ def _fused_adam_fits(params, *tensor_lists) -> bool:
     """Whether torch's fused Adam kernel can update `params`: one device (CPU or CUDA) and
     dtype, and, since the kernel reads each tensor as flat memory, every gradient and state
     tensor laid out like its parameter, which is dense (contiguous, or a transposed matrix)."""
-    if not hasattr(torch, "_fused_adam_"):
-        return False
     first = params[0]
     if first.device.type not in ("cpu", "cuda") or not first.is_floating_point():
         return False
-    for i, p in enumerate(params):
-        if (p.device, p.dtype) != (first.device, first.dtype) or p.is_sparse:
+    kind = (first.device, first.dtype)
+    layout = [p.stride() for p in params]
+    for p in params:
+        if (p.device, p.dtype) != kind or p.is_sparse:
             return False
         if not (p.is_contiguous() or (p.dim() == 2 and p.t().is_contiguous())):
             return False
-        for tensors in tensor_lists:
-            t = tensors[i]
-            if t.is_sparse or (t.device, t.dtype, t.stride()) != (p.device, p.dtype, p.stride()):
-                return False
+    for tensors in tensor_lists:
+        if [t.stride() for t in tensors] != layout:
+            return False
+        if any((t.device, t.dtype) != kind or t.is_sparse for t in tensors):
+            return False
     return True
 
 

@@ -123,13 +123,20 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         x_tm, kernel, recurrent_kernel, a_all, h_all, mask = ctx.saved_tensors
         slope = SLOPES[ctx.activation]
         steps, units = a_all.shape[0] - 1, a_all.shape[-1]
+        if grad_states is None and grad_last is None:
+            return (None,) * 7
         # grad[t] gathers dL/dh_t: the output's gradient at t, then what flows back from step
-        # t + 1; once complete, it becomes dz_t in place. grad[0] is dL/dh_0.
-        grad = torch.zeros_like(a_all)  # (T + 1, B, H)
-        if grad_states is not None:
+        # t + 1; once complete, it becomes dz_t in place. grad[0] is dL/dh_0. Without a
+        # gradient for every step, each row is written rather than added to: no zero fill.
+        grad = torch.empty_like(a_all)  # (T + 1, B, H)
+        accumulate = grad_states is not None
+        if accumulate:
+            grad[0] = 0
             grad[1:] = grad_states
-        if grad_last is not None:
-            grad[-1] += grad_last
+            if grad_last is not None:
+                grad[-1] += grad_last
+        else:
+            grad[-1] = grad_last
         hold = keep = None
         if mask is not None:
             keep = mask.to(a_all.dtype)  # (T, B, 1): a masked step sends nothing through the cell
@@ -138,12 +145,18 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         grads, a_steps, u_t = grad.unbind(0), a_all.unbind(0), recurrent_kernel.t()
         for t in range(steps, 0, -1):
             g, back = grads[t], grads[t - 1]
-            if hold is not None:
-                back.addcmul_(g, hold[t - 1])
+            if hold is not None:  # a held step's gradient goes straight to h_{t-1}
+                if accumulate:
+                    back.addcmul_(g, hold[t - 1])
+                else:
+                    torch.mul(g, hold[t - 1], out=back)
             dz = slope(g, a_steps[t])
             if keep is not None:
                 dz.mul_(keep[t - 1])
-            back.addmm_(dz, u_t)
+            if accumulate or hold is not None:
+                back.addmm_(dz, u_t)
+            else:
+                torch.mm(dz, u_t, out=back)
         needs_x, needs_w, needs_b, needs_h0, needs_u, *_ = ctx.needs_input_grad
         grad_z = grad[1:].view(-1, units)  # dz_t for every step, (T*B, H)
         grad_x = grad_w = grad_b = grad_u = None
