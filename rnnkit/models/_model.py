@@ -186,13 +186,13 @@ class Model(Layer):
             self.__dict__["_has_stateful"] = stateful
         return torch.inference_mode() if self.built and not stateful else torch.no_grad()
 
-    def _forget_device(self) -> None:
+    def _forget_lookups(self) -> None:
         """Forget what `weights_device` and `_inference` looked up (the layers changed)."""
         self.__dict__.pop("_device_probe", None)
         self.__dict__.pop("_has_stateful", None)
 
     def _apply(self, *args, **kwargs):
-        self._forget_device()
+        self._forget_lookups()
         return super()._apply(*args, **kwargs)
 
     def check_input_shape(self, shape) -> None:

@@ -59,7 +59,7 @@ class Sequential(Model):
             self.input_layer = InputLayer(batch_shape=layer.batch_input_shape)
         self._stack.append(layer)
         self.built = False
-        self._forget_device()
+        self._forget_lookups()
         if self.input_layer is not None:
             self._build_graph()
 
@@ -70,7 +70,7 @@ class Sequential(Model):
         layer = self._stack[-1]
         del self._stack[-1]
         self.built = False
-        self._forget_device()
+        self._forget_lookups()
         if self.input_layer is not None and self._stack:
             self._build_graph()
         return layer
