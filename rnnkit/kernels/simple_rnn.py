@@ -15,12 +15,14 @@ nodes per time step. Here the input projection and the whole recurrence are one 
 `act'` is written in terms of the output `a` (tanh: 1 - a², sigmoid: a(1 - a),
 relu: a > 0, linear: 1), so the forward pass keeps only `a` and `h`; the backward
 pass applies it one step at a time with aten's fused `*_backward` ops (`SLOPES`).
-On CPU, tanh is computed as `2 sigmoid(2z) - 1` (see `_tanh_of_twice`).
+On a wide CPU batch (`TANH_BY_SIGMOID_FROM`), tanh is computed as `2 sigmoid(2z) - 1`
+(see `_tanh_of_twice`).
 
 Everything is time-major inside, `(T, B, H)`, so each step reads and writes a
 contiguous slab, and one buffer holds `g_t` and then, in place, `dz_t`. The last
 state is a separate output: a layer that returns only it sends no gradient for
-the other steps, and the backward pass then neither makes nor reads one.
+the other steps, and the backward pass then neither makes nor reads one. With no
+gradient to compute, `simple_rnn_states` runs the forward loop alone, no node.
 """
 
 from __future__ import annotations
