@@ -690,3 +690,23 @@ def test_fit_checks_a_built_model_on_one_sequence_not_a_whole_batch():
     seen.clear()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
     assert seen == [1, 8, 8]
+
+
+def test_fit_check_falls_back_to_the_whole_batch_for_a_layer_written_for_its_size():
+    """A layer that only works on whole batches (here one reshaping to the batch size) still
+    trains: when one sequence cannot go through, the check takes the whole batch."""
+    from rnnkit.layers import Layer
+
+    class BatchOfEight(Layer):
+        def call(self, inputs):
+            return inputs.reshape(8, -1)
+
+        def compute_output_shape(self, input_shape):
+            return (8, input_shape[-1])
+
+    model = Sequential([Input((5, 3)), SimpleRNN(4), BatchOfEight(), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((16, 5, 3), np.float32), np.ones((16, 1), np.float32)
+    for _ in range(2):  # the second fit finds the model built
+        history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
