@@ -6,9 +6,14 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels.gru import gru_states
-from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.kernels.torch_rnn import gru_sequence
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, outputs_of_fused, torch_kernel_blocker
+from rnnkit.layers._rnn import (
+    CellLayer,
+    DenseRNNCell,
+    loop_only_reason,
+    outputs_of_fused,
+    torch_kernel_blocker,
+)
 
 
 class GRUCell(DenseRNNCell):
@@ -112,24 +117,14 @@ class GRU(CellLayer):
     cell_class = GRUCell
 
     def choose_path(self, training, mask=None, batch=None):
+        why = loop_only_reason(self, GRUCell, training, ("activation", "recurrent_activation"))
+        if why:
+            return None, f"reference loop ({why})"
         cell = self.cell
-        if not self.use_fused:
-            return None, "reference loop (use_fused=False)"
-        if type(cell) is not GRUCell:
-            return None, f"reference loop (custom cell {type(cell).__name__})"
-        for arg in ("activation", "recurrent_activation"):
-            name = activations.serialize(getattr(cell, arg))
-            if name not in ACTIVATIONS:
-                return None, (
-                    f"reference loop ({arg} {name!r} has no fused derivative; fused: "
-                    f"{', '.join(ACTIVATIONS)})"
-                )
-        if training and cell.recurrent_dropout:
-            return None, "reference loop (recurrent_dropout needs the state masked inside the loop)"
-        blocker = torch_kernel_blocker(self, GRUCell, training, mask, batch)
+        blocker = torch_kernel_blocker(self, mask, batch)
         if not blocker and not cell.reset_after:
             blocker = "reset_after=False"
-        weight = next(self.parameters(), None)
+        weight = getattr(cell, "kernel", None)  # None before the layer is built
         on_gpu = weight is not None and weight.device.type != "cpu"
         if not blocker and (on_gpu or not torch.is_grad_enabled()):
             # cuDNN on a GPU; torch's C++ loop when there is no backward pass to write.

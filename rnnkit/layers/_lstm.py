@@ -6,9 +6,14 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels.lstm import lstm_states
-from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.kernels.torch_rnn import lstm_sequence
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, masked_outputs, torch_kernel_blocker
+from rnnkit.layers._rnn import (
+    CellLayer,
+    DenseRNNCell,
+    loop_only_reason,
+    masked_outputs,
+    torch_kernel_blocker,
+)
 
 
 class LSTMCell(DenseRNNCell):
@@ -108,21 +113,10 @@ class LSTM(CellLayer):
     cell_class = LSTMCell
 
     def choose_path(self, training, mask=None, batch=None):
-        cell = self.cell
-        if not self.use_fused:
-            return None, "reference loop (use_fused=False)"
-        if type(cell) is not LSTMCell:
-            return None, f"reference loop (custom cell {type(cell).__name__})"
-        for arg in ("activation", "recurrent_activation"):
-            name = activations.serialize(getattr(cell, arg))
-            if name not in ACTIVATIONS:
-                return None, (
-                    f"reference loop ({arg} {name!r} has no fused derivative; fused: "
-                    f"{', '.join(ACTIVATIONS)})"
-                )
-        if training and cell.recurrent_dropout:
-            return None, "reference loop (recurrent_dropout needs the state masked inside the loop)"
-        blocker = torch_kernel_blocker(self, LSTMCell, training, mask, batch)
+        why = loop_only_reason(self, LSTMCell, training, ("activation", "recurrent_activation"))
+        if why:
+            return None, f"reference loop ({why})"
+        blocker = torch_kernel_blocker(self, mask, batch)
         if not blocker:
             # Measured on a 2-core CPU (1 and 2 threads): torch's C++ loop trains an unmasked
             # LSTM faster than rnnkit's fused recurrence at the benchmark sizes.

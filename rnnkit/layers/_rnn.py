@@ -17,6 +17,7 @@ import logging
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.layers._base import Layer, shape_str, snake_case, to_tensor
 
 
@@ -607,13 +608,28 @@ class RNN(Layer):
         return cls(**config)
 
 
-def torch_kernel_blocker(layer, cell_class, training, mask, batch=None) -> str | None:
-    """Why torch's fused LSTM/GRU cannot run this call (None if it can)."""
+def loop_only_reason(layer, cell_class, training, activation_args=("activation",)):
+    """Why this call must run the reference loop (None if a fused path can run): the layer's
+    `use_fused` is off, its cell is a custom one, an activation has no fused derivative, or
+    recurrent dropout is on while training."""
     cell = layer.cell
     if not layer.use_fused:
         return "use_fused=False"
     if type(cell) is not cell_class:
         return f"custom cell {type(cell).__name__}"
+    for arg in activation_args:
+        name = activations.serialize(getattr(cell, arg))
+        if name not in ACTIVATIONS:
+            return f"{arg} {name!r} has no fused derivative; fused: {', '.join(ACTIVATIONS)}"
+    if training and cell.recurrent_dropout:
+        return "recurrent_dropout needs the state masked inside the loop"
+    return None
+
+
+def torch_kernel_blocker(layer, mask, batch=None) -> str | None:
+    """Why torch's fused LSTM/GRU cannot run this call (None if it can), asked once
+    `loop_only_reason` has found a fused path possible."""
+    cell = layer.cell
     names = (
         activations.serialize(cell.activation),
         activations.serialize(cell.recurrent_activation),
@@ -623,8 +639,6 @@ def torch_kernel_blocker(layer, cell_class, training, mask, batch=None) -> str |
             f"activation={names[0]!r}, recurrent_activation={names[1]!r}: torch's kernel "
             "has tanh and sigmoid"
         )
-    if training and cell.recurrent_dropout:
-        return "recurrent_dropout needs the state masked inside the loop"
     if mask is not None and not bool(mask.all()):
         return "masked steps: torch's kernel has no per-step mask"
     weight = getattr(cell, "kernel", None)  # None before the layer is built: CPU then

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rnnkit import activations
-from rnnkit.kernels.simple_rnn import ACTIVATIONS, simple_rnn_states
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, outputs_of_fused
+from rnnkit.kernels.simple_rnn import simple_rnn_states
+from rnnkit.layers._rnn import CellLayer, DenseRNNCell, loop_only_reason, outputs_of_fused
 
 
 class SimpleRNNCell(DenseRNNCell):
@@ -66,19 +66,9 @@ class SimpleRNN(CellLayer):
     cell_class = SimpleRNNCell
 
     def choose_path(self, training, mask=None, batch=None):
-        if not self.use_fused:
-            return None, "reference loop (use_fused=False)"
-        cell = self.cell
-        if type(cell) is not SimpleRNNCell:
-            return None, f"reference loop (custom cell {type(cell).__name__})"
-        name = activations.serialize(cell.activation)
-        if name not in ACTIVATIONS:
-            return None, (
-                f"reference loop (activation {name!r} has no fused derivative; fused: "
-                f"{', '.join(ACTIVATIONS)})"
-            )
-        if training and cell.recurrent_dropout:
-            return None, "reference loop (recurrent_dropout needs the state masked inside the loop)"
+        why = loop_only_reason(self, SimpleRNNCell, training)
+        if why:
+            return None, f"reference loop ({why})"
         return self._fused_recurrence, "fused SimpleRNN recurrence (hand-written backward)"
 
     def _fused_recurrence(self, x, states, mask, training):

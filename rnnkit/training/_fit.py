@@ -226,7 +226,7 @@ def _output_of_one(model, x0, whole):
         return model(x0).shape
     try:
         return model(take(x0, slice(0, 1))).shape
-    except Exception:  # noqa: BLE001 - e.g. a Lambda layer written for the batch size
+    except Exception:  # e.g. a layer written for the batch size
         return model(x0).shape  # the whole batch: it runs, or fails naming the batch as given
 
 
