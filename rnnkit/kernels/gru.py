@@ -38,6 +38,9 @@ from rnnkit.kernels.simple_rnn import (
     SLOPES,
     TANH_BY_SIGMOID_FROM,
     _tanh_of_twice,
+    needs_graph,
+    state_gradients,
+    time_major_mask,
 )
 
 
@@ -146,16 +149,8 @@ class GRURecurrence(torch.autograd.Function):
         steps, batch, units = diff.shape
         zr, hh = slice(0, 2 * units), slice(2 * units, 3 * units)
         # grads[t] gathers dL/dh_t: the output's gradient at t, then what flows back from
-        # step t + 1. Without a gradient for every step, each is written, not accumulated.
-        grads = states.new_empty(steps + 1, batch, units)
-        accumulate = grad_states is not None
-        if accumulate:
-            grads[0] = 0
-            grads[1:] = grad_states
-            if grad_last is not None:
-                grads[-1] += grad_last
-        else:
-            grads[-1] = grad_last
+        # step t + 1.
+        grads, accumulate = state_gradients(states, grad_states, grad_last)
         # d[t]: [dz', dr', dn' r] with reset_after (the gradient of h U + b', the per-step
         # GEMM's operand), dn' apart in dn; without, [dz', dr', dn'] (the gradient of x W + b).
         d = n.new_empty(steps, batch, 3 * units)
@@ -279,12 +274,10 @@ def gru_states(
     """
     if recurrent_bias is not None and not reset_after:
         raise ValueError("a recurrent bias exists only with reset_after=True")
-    mask_t = None
-    if mask is not None:
-        mask_t = mask.transpose(0, 1).unsqueeze(-1).bool().contiguous()  # (T, B, 1)
+    mask_t = time_major_mask(mask)
     tensors = (x, kernel, bias, recurrent_bias, h0, recurrent_kernel)
     names = (activation, recurrent_activation, reset_after)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    if needs_graph(*tensors):
         states, last = GRURecurrence.apply(*tensors, mask_t, *names)
     else:  # inference: the forward loop alone, no autograd node
         states = _forward(*tensors, mask_t, *names)[3]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.simple_rnn import ACTIVATIONS
+from rnnkit.kernels.simple_rnn import ACTIVATIONS, time_major_mask
 
 # activation name -> act(a) written into `out` (the candidate and act(c') keep their inputs)
 INTO = {
@@ -152,9 +152,7 @@ def lstm_states(
             output; the gates).
     """
     x_t = x.transpose(0, 1).contiguous()  # (T, B, D)
-    mask_t = None
-    if mask is not None:
-        mask_t = mask.transpose(0, 1).unsqueeze(-1).bool().contiguous()  # (T, B, 1)
+    mask_t = time_major_mask(mask)
     states, c_last = LSTMRecurrence.apply(
         x_t, kernel, bias, h0, c0, recurrent_kernel, mask_t, activation, recurrent_activation
     )

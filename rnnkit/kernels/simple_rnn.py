@@ -67,6 +67,34 @@ def _tanh_of_twice(like):
 TANH_BY_SIGMOID_FROM = 1024
 
 
+def time_major_mask(mask):
+    """A `(B, T)` mask as the kernels read it: `(T, B, 1)` booleans (None stays None)."""
+    if mask is None:
+        return None
+    return mask.transpose(0, 1).unsqueeze(-1).bool().contiguous()
+
+
+def needs_graph(*tensors) -> bool:
+    """Whether autograd must record the recurrence: some input wants a gradient."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def state_gradients(like, grad_states, grad_last):
+    """The buffer the backward loop gathers `dL/dh_t` in, `(T + 1, B, H)` shaped like `like`
+    (row 0 for `h_0`), and whether rows are added to (`True`: the output had a gradient at
+    every step) or written once (only the last state had one: no zero fill)."""
+    grads = torch.empty_like(like)
+    accumulate = grad_states is not None
+    if accumulate:
+        grads[0] = 0
+        grads[1:] = grad_states
+        if grad_last is not None:
+            grads[-1] += grad_last
+    else:
+        grads[-1] = grad_last
+    return grads, accumulate
+
+
 def _forward(x, kernel, bias, h0, recurrent_kernel, mask, activation):
     """The forward loop. Returns the time-major inputs `(T*B, D)`, the activations
     `(T + 1, B, H)` and the states `(T + 1, B, H)`, row 0 of both being `h_0` (the same
@@ -128,17 +156,8 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         if grad_states is None and grad_last is None:
             return (None,) * 7
         # grad[t] gathers dL/dh_t: the output's gradient at t, then what flows back from step
-        # t + 1; once complete, it becomes dz_t in place. grad[0] is dL/dh_0. Without a
-        # gradient for every step, each row is written rather than added to: no zero fill.
-        grad = torch.empty_like(a_all)  # (T + 1, B, H)
-        accumulate = grad_states is not None
-        if accumulate:
-            grad[0] = 0
-            grad[1:] = grad_states
-            if grad_last is not None:
-                grad[-1] += grad_last
-        else:
-            grad[-1] = grad_last
+        # t + 1; once complete, it becomes dz_t in place. grad[0] is dL/dh_0.
+        grad, accumulate = state_gradients(a_all, grad_states, grad_last)  # (T + 1, B, H)
         hold = keep = None
         if mask is not None:
             keep = mask.to(a_all.dtype)  # (T, B, 1): a masked step sends nothing through the cell
@@ -189,11 +208,9 @@ def simple_rnn_states(x, h0, kernel, recurrent_kernel, bias=None, mask=None, act
         mask: `(B, T)` booleans or None; `False` steps keep the previous state.
         activation: one of `ACTIVATIONS`.
     """
-    mask_t = None
-    if mask is not None:
-        mask_t = mask.transpose(0, 1).unsqueeze(-1).bool().contiguous()  # (T, B, 1)
+    mask_t = time_major_mask(mask)
     tensors = (x, kernel, bias, h0, recurrent_kernel)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    if needs_graph(*tensors):
         states, last = SimpleRNNRecurrence.apply(*tensors, mask_t, activation)
     else:  # inference: the forward loop alone, no autograd node (faster than torch.rnn_tanh)
         _, _, h_all = _forward(*tensors, mask_t, activation)
