@@ -68,7 +68,9 @@ def load_tagged(path, tag_column: str = "upos") -> list[tuple[list[str], list[st
     return _read_two_columns(lines, path)
 
 
-def _read_conllu(lines: list[str], path: str, column: int) -> list:
+def _sentences(lines: list[str], token_of) -> list:
+    """`[(tokens, tags), ...]` from lines where a blank line ends a sentence; `token_of(number,
+    line)` gives a non-blank line's `(token, tag)`, or None for a line that holds no token."""
     sentences, tokens, tags = [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -76,8 +78,19 @@ def _read_conllu(lines: list[str], path: str, column: int) -> list:
                 sentences.append((tokens, tags))
                 tokens, tags = [], []
             continue
+        pair = token_of(number, line)
+        if pair is not None:
+            tokens.append(pair[0])
+            tags.append(pair[1])
+    if tokens:
+        sentences.append((tokens, tags))
+    return sentences
+
+
+def _read_conllu(lines: list[str], path: str, column: int) -> list:
+    def token_of(number, line):
         if line.startswith("#"):
-            continue
+            return None
         fields = line.split("\t")
         if len(fields) != 10:
             raise ValueError(
@@ -87,7 +100,7 @@ def _read_conllu(lines: list[str], path: str, column: int) -> list:
             )
         token_id = fields[0]
         if "-" in token_id or "." in token_id:  # a multiword token or an empty node
-            continue
+            return None
         if not token_id.isdigit():
             raise ValueError(
                 f"Line {number} of '{path}' has the ID {token_id!r}; CoNLL-U IDs are 1, 2, 3, "
@@ -99,23 +112,16 @@ def _read_conllu(lines: list[str], path: str, column: int) -> list:
                 f"Line {number} of '{path}' has no {CONLLU_COLUMNS[column]!r} tag ('_') for "
                 f"{fields[1]!r}. Tag every token, or choose another tag_column."
             )
-        tokens.append(fields[1])
-        tags.append(tag)
-    if tokens:
-        sentences.append((tokens, tags))
+        return fields[1], tag
+
+    sentences = _sentences(lines, token_of)
     if not sentences:
         raise ValueError(f"'{path}' holds CoNLL-U comments but no token lines.")
     return sentences
 
 
 def _read_two_columns(lines: list[str], path: str) -> list:
-    sentences, tokens, tags = [], [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            if tokens:
-                sentences.append((tokens, tags))
-                tokens, tags = [], []
-            continue
+    def token_of(number, line):
         fields = line.strip().split("\t") if "\t" in line else line.split()
         if len(fields) != 2 or not all(f.strip() for f in fields):
             hint = (
@@ -130,11 +136,9 @@ def _read_two_columns(lines: list[str], path: str) -> list:
                 f"'word TAG' on each line and a blank line between sentences. The line: "
                 f"{line[:80]!r}.{hint}"
             )
-        tokens.append(fields[0].strip())
-        tags.append(fields[1].strip())
-    if tokens:
-        sentences.append((tokens, tags))
-    return sentences
+        return fields[0].strip(), fields[1].strip()
+
+    return _sentences(lines, token_of)
 
 
 # ---- The synthetic part-of-speech set -------------------------------------------------------
