@@ -12,6 +12,7 @@ from kernel_cases import (
     D,
     H,
     T,
+    assert_masked_bidirectional_runs_fused,
     assert_same,
     assert_same_to_rounding,
     equal_pair,
@@ -21,7 +22,7 @@ from kernel_cases import (
 
 from rnnkit.kernels.gru import gru_states
 from rnnkit.kernels.simple_rnn import TANH_BY_SIGMOID_FROM
-from rnnkit.layers import GRU, Bidirectional
+from rnnkit.layers import GRU
 
 
 def _pair(dtype="float32", **kwargs):
@@ -143,21 +144,7 @@ def test_fused_gru_input_dropout_equals_reference():
 
 
 def test_masked_bidirectional_gru_runs_the_fused_kernel_both_ways():
-    fused = Bidirectional(GRU(H, return_sequences=True))
-    reference = Bidirectional(GRU(H, return_sequences=True))
-    x = torch.randn(B, T, D, requires_grad=True)
-    fused(x)
-    reference(x)
-    reference.set_weights(fused.get_weights())
-    for part in (reference.forward_layer, reference.backward_layer):
-        part.use_fused = False
-    assert fused.backward_layer.kernel_path.startswith("fused GRU recurrence")
-    mask = mask_tensor("holes_and_empty")
-    got, want = fused(x, mask=mask), reference(x, mask=mask)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    probe = torch.randn(got.shape)
-    grads = [torch.autograd.grad((o * probe).sum(), x)[0] for o in (got, want)]
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+    assert_masked_bidirectional_runs_fused(GRU, "fused GRU recurrence")
 
 
 def test_the_torch_gru_path_equals_reference_with_gradients():

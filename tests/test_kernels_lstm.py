@@ -12,12 +12,13 @@ from kernel_cases import (
     D,
     H,
     T,
+    assert_masked_bidirectional_runs_fused,
     assert_same,
     equal_pair,
     mask_tensor,
 )
 
-from rnnkit.layers import LSTM, Bidirectional
+from rnnkit.layers import LSTM
 
 
 def _fused(layer):
@@ -153,22 +154,7 @@ def test_fused_lstm_input_dropout_equals_reference():
 
 
 def test_masked_bidirectional_lstm_runs_the_fused_kernel_both_ways():
-    fused = Bidirectional(LSTM(H, return_sequences=True))
-    reference = Bidirectional(LSTM(H, return_sequences=True))
-    x = torch.randn(B, T, D, requires_grad=True)
-    fused(x)
-    reference(x)
-    reference.set_weights(fused.get_weights())
-    for part in (reference.forward_layer, reference.backward_layer):
-        part.use_fused = False
-    mask = mask_tensor("holes_and_empty")
-    for part in (fused.forward_layer, fused.backward_layer):
-        assert part.choose_path(True, mask, batch=B)[1].startswith("fused LSTM recurrence")
-    got, want = fused(x, mask=mask), reference(x, mask=mask)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    probe = torch.randn(got.shape)
-    grads = [torch.autograd.grad((o * probe).sum(), x)[0] for o in (got, want)]
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+    assert_masked_bidirectional_runs_fused(LSTM, "fused LSTM recurrence")
 
 
 def test_paths_and_why():
