@@ -117,3 +117,13 @@ def parse_summary(text: str):
             current = None
     totals = [line.strip() for line in lines if "params:" in line]
     return model_line, rows, totals
+
+
+@pytest.fixture
+def python_loops(monkeypatch):
+    """Run the fused kernels' time loops in Python, as where the compiled loops are not built:
+    LSTM then runs torch's own kernel on CPU (its path where the loops are missing)."""
+    from rnnkit.kernels import compiled
+
+    monkeypatch.setattr(compiled, "LIBRARY", None)
+    monkeypatch.setattr(compiled, "BUILD", "the compiled loops are off for this test")

@@ -5,6 +5,7 @@ same inputs, masks and weights.
 """
 
 import numpy as np
+import pytest
 import torch
 
 B, T, D, H = 3, 6, 4, 5
@@ -101,8 +102,8 @@ def assert_same_to_rounding(fused, reference, x, mask, grad):
         torch.autograd.grad(sum((o * p).sum() for o, p in zip(outs, probe)), [x, *layer.weights])
         for layer, outs in ((fused, got), (reference, want))
     ]
-    for g, w in zip(*grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    for g, w in zip(*grads, strict=True):  # sums over steps and rows, in other orders
+        torch.testing.assert_close(g, w, atol=3e-5, rtol=1e-4)
 
 
 def assert_masked_bidirectional_runs_fused(layer_class, path_prefix):
@@ -126,3 +127,14 @@ def assert_masked_bidirectional_runs_fused(layer_class, path_prefix):
     probe = torch.randn(got.shape)
     grads = [torch.autograd.grad((o * probe).sum(), x)[0] for o in (got, want)]
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+
+
+def choose_loops(loops: str, request) -> None:
+    """Run the fused kernels' time loops in Python ("python") or compiled ("compiled", skipped
+    where the loops are not built)."""
+    from rnnkit.kernels import compiled
+
+    if loops == "python":
+        request.getfixturevalue("python_loops")
+    elif compiled.LIBRARY is None:
+        pytest.skip(compiled.BUILD)

@@ -456,7 +456,9 @@ WIDE_B, WIDE_U = 8, 40
 @pytest.mark.parametrize("merge_mode", MERGE_MODES, ids=MERGE_IDS)
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("with_states", [False, True])
-def test_lstm_both_ways_in_one_call_matches_keras(rng, merge_mode, return_sequences, with_states):
+def test_lstm_both_ways_in_one_call_matches_keras(
+    rng, merge_mode, return_sequences, with_states, python_loops
+):
     x = rng.normal(size=(WIDE_B, T, D)).astype(np.float32)
     kwargs = dict(return_sequences=return_sequences, return_state=True)
     theirs = K.Bidirectional(K.LSTM(WIDE_U, **kwargs), merge_mode=merge_mode)
@@ -508,7 +510,7 @@ def test_lstm_both_ways_in_one_call_has_the_gradients_of_each_way_alone(
         (dict(activation="relu"), "torch's kernel has tanh and sigmoid"),
     ],
 )
-def test_lstm_pairs_that_cannot_share_a_call_run_each_way_alone(change, why):
+def test_lstm_pairs_that_cannot_share_a_call_run_each_way_alone(change, why, python_loops):
     layer = R.Bidirectional(R.LSTM(WIDE_U, **change))
     layer(np.zeros((WIDE_B, T, D), dtype=np.float32))
     assert layer.kernel_path.startswith("each direction on its own")
@@ -517,7 +519,7 @@ def test_lstm_pairs_that_cannot_share_a_call_run_each_way_alone(change, why):
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_lstm_both_ways_in_one_call_gradcheck_float64(return_sequences):
+def test_lstm_both_ways_in_one_call_gradcheck_float64(return_sequences, python_loops):
     """float64 gradcheck of the one-call path with respect to the input, the four initial
     states and every weight (tiny sizes: the size rule is lifted for the test)."""
     layer = R.Bidirectional(

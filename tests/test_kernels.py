@@ -5,7 +5,17 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from kernel_cases import MASKS, B, D, H, T, assert_same_to_rounding, equal_pair, wide_mask
+from kernel_cases import (
+    MASKS,
+    B,
+    D,
+    H,
+    T,
+    assert_same_to_rounding,
+    choose_loops,
+    equal_pair,
+    wide_mask,
+)
 
 from rnnkit.kernels.simple_rnn import ACTIVATIONS, TANH_BY_SIGMOID_FROM, simple_rnn_states
 from rnnkit.layers import SimpleRNN
@@ -131,9 +141,8 @@ def test_the_chosen_path_is_logged_once(caplog):
         layer(torch.randn(B, T, D))
         layer(torch.randn(B, T, D))
     lines = [r.getMessage() for r in caplog.records if "runs the" in r.getMessage()]
-    assert lines == [
-        "SimpleRNN 'simple_rnn' runs the fused SimpleRNN recurrence (hand-written backward)"
-    ]
+    assert lines == [f"SimpleRNN 'simple_rnn' runs the {layer.kernel_path}"]
+    assert layer.kernel_path.startswith("fused SimpleRNN recurrence (hand-written backward; ")
 
 
 @pytest.mark.parametrize(
@@ -262,7 +271,9 @@ def _gated_pair(cls, **kwargs):
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("use_bias", [False, True])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_torch_fused_lstm_gru_equal_reference(cls, go_backwards, use_bias, return_sequences):
+def test_torch_fused_lstm_gru_equal_reference(
+    cls, go_backwards, use_bias, return_sequences, python_loops
+):
     fused, reference = _gated_pair(
         cls,
         go_backwards=go_backwards,
@@ -288,31 +299,32 @@ def test_torch_fused_lstm_gru_equal_reference(cls, go_backwards, use_bias, retur
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])
-def test_torch_fused_path_gradcheck_float64(cls):
+def test_torch_fused_path_gradcheck_float64(cls, python_loops):
     fused, _ = _gated_pair(cls, return_sequences=True, dtype="float64")
     x = torch.randn(2, 4, D, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t, *_: fused(t), (x, *fused.weights))
 
 
 @pytest.mark.parametrize("cls", ["LSTM"])
-def test_tiny_batches_on_cpu_leave_torchs_kernel_and_say_why(cls):
+def test_tiny_batches_on_cpu_leave_torchs_kernel_and_say_why(cls, python_loops):
     from rnnkit import layers
 
     layer = getattr(layers, cls)(4)
     assert layer.choose_path(True, None, batch=16)[1] == (
         "fused LSTM recurrence (hand-written backward; tiny on CPU: batch x units = 64 < 256, "
-        "where this loop beats starting torch's kernel)"
+        "where this loop beats starting torch's kernel; time loop in Python: the compiled "
+        "loops are off for this test)"
     )
     assert layer.choose_path(True, None, batch=64)[1].startswith("torch's fused")
 
 
 @pytest.mark.parametrize("cls", ["LSTM"])
-def test_a_masked_batch_says_why_it_leaves_torchs_kernel(cls):
+def test_a_masked_batch_says_why_it_leaves_torchs_kernel(cls, python_loops):
     fused, reference = _gated_pair(cls, return_sequences=True)
     mask = torch.tensor(MASKS["right_padded"], dtype=torch.bool)
     assert fused.choose_path(True, mask)[1] == (
         "fused LSTM recurrence (hand-written backward; masked steps: torch's kernel has no "
-        "per-step mask)"
+        "per-step mask; time loop in Python: the compiled loops are off for this test)"
     )
     full = torch.ones(B, T, dtype=torch.bool)  # nothing masked: the fused kernel still runs
     assert fused.choose_path(True, full)[1].startswith("torch's fused")
@@ -321,7 +333,7 @@ def test_a_masked_batch_says_why_it_leaves_torchs_kernel(cls):
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])
-def test_inference_weight_cache_follows_weight_changes(cls):
+def test_inference_weight_cache_follows_weight_changes(cls, python_loops):
     fused, reference = _gated_pair(cls)
     x = torch.randn(B, T, D)
     with torch.no_grad():
@@ -342,10 +354,13 @@ def test_inference_weight_cache_follows_weight_changes(cls):
 # ------------------------------------------ wide batches: tanh as 2 sigmoid(2z) - 1, on CPU
 @pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
 @pytest.mark.parametrize("grad", [True, False])
-def test_wide_tanh_equals_the_reference_loop(mask_name, grad):
-    """From batch x units = TANH_BY_SIGMOID_FROM, tanh runs as 2 sigmoid(2z) - 1 with doubled
-    weights; outputs (training, and inference with no autograd node) and gradients still
-    equal the reference loop's true tanh to float32 rounding."""
+@pytest.mark.parametrize("loops", ["python", "compiled"])
+def test_wide_tanh_equals_the_reference_loop(mask_name, grad, loops, request):
+    """From batch x units = TANH_BY_SIGMOID_FROM, the Python loop's tanh runs as
+    2 sigmoid(2z) - 1 with doubled weights; the compiled loop's own tanh splits the wide batch
+    between threads. Outputs (training, and inference with no autograd node) and gradients
+    still equal the reference loop's torch.tanh to float32 rounding."""
+    choose_loops(loops, request)
     units = 64
     batch = TANH_BY_SIGMOID_FROM // units
     fused = SimpleRNN(units, return_sequences=True, return_state=True)

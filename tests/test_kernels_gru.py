@@ -15,11 +15,13 @@ from kernel_cases import (
     assert_masked_bidirectional_runs_fused,
     assert_same,
     assert_same_to_rounding,
+    choose_loops,
     equal_pair,
     mask_tensor,
     wide_mask,
 )
 
+from rnnkit.kernels import compiled
 from rnnkit.kernels.gru import gru_states
 from rnnkit.kernels.simple_rnn import TANH_BY_SIGMOID_FROM
 from rnnkit.layers import GRU
@@ -154,10 +156,29 @@ def test_the_torch_gru_path_equals_reference_with_gradients():
     _assert_same(fused, reference, "none")
 
 
-def test_paths_and_why():
+def test_paths_and_why_with_the_loops_compiled():
+    """Where the compiled loops are built, every CPU call with reset_after runs the fused
+    recurrence, predict included; reset_after=False runs its time loop in Python."""
+    if compiled.LIBRARY is None:
+        pytest.skip(compiled.BUILD)
     layer = GRU(4)
     assert layer.kernel_path == (
-        "fused GRU recurrence (hand-written backward; measured faster than torch's GRU on CPU)"
+        f"fused GRU recurrence (hand-written backward; compiled time loop ({compiled.BUILD}))"
+    )
+    with torch.no_grad():
+        for mask in (None, mask_tensor("right_padded")):
+            assert layer.choose_path(False, mask, batch=64)[1] == layer.kernel_path
+    assert GRU(4, reset_after=False).kernel_path == (
+        "fused GRU recurrence (hand-written backward; measured faster than torch's GRU on CPU; "
+        "reset_after=False: time loop in Python)"
+    )
+
+
+def test_paths_and_why(python_loops):
+    layer = GRU(4)
+    assert layer.kernel_path == (
+        "fused GRU recurrence (hand-written backward; measured faster than torch's GRU on CPU; "
+        "time loop in Python: the compiled loops are off for this test)"
     )
     with torch.no_grad():  # no backward pass: torch's own C++ loop
         assert layer.choose_path(False, None, batch=64)[1].startswith("torch's fused GRU")
@@ -305,10 +326,15 @@ def test_fused_gru_last_output_and_states_under_masks(
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("mask_name", ["none", "holes_and_empty"])
 @pytest.mark.parametrize("grad", [True, False])
-def test_wide_tanh_candidate_equals_the_reference_loop(reset_after, mask_name, grad):
-    """From batch x units = TANH_BY_SIGMOID_FROM, the candidate's tanh runs as
-    2 sigmoid(2p) - 1 with doubled weights; outputs (training, and inference with no autograd
-    node) and gradients still equal the reference loop's true tanh to float32 rounding."""
+@pytest.mark.parametrize("loops", ["python", "compiled"])
+def test_wide_tanh_candidate_equals_the_reference_loop(
+    reset_after, mask_name, grad, loops, request
+):
+    """From batch x units = TANH_BY_SIGMOID_FROM, the Python loop's candidate tanh runs as
+    2 sigmoid(2p) - 1 with doubled weights; the compiled loop (reset_after) splits the wide
+    batch between threads. Outputs (training, and inference with no autograd node) and
+    gradients still equal the reference loop's torch.tanh to float32 rounding."""
+    choose_loops(loops, request)
     units = 64
     batch = TANH_BY_SIGMOID_FROM // units
     kwargs = dict(return_sequences=True, return_state=True, reset_after=reset_after)

@@ -18,6 +18,7 @@ from kernel_cases import (
     mask_tensor,
 )
 
+from rnnkit.kernels import compiled
 from rnnkit.layers import LSTM
 
 
@@ -157,24 +158,40 @@ def test_masked_bidirectional_lstm_runs_the_fused_kernel_both_ways():
     assert_masked_bidirectional_runs_fused(LSTM, "fused LSTM recurrence")
 
 
-def test_paths_and_why():
+def test_paths_and_why_with_the_loops_compiled():
+    """Where the compiled loops are built, every CPU call runs the fused recurrence: measured
+    faster than torch's kernel, training and predicting."""
+    if compiled.LIBRARY is None:
+        pytest.skip(compiled.BUILD)
+    loop = f"compiled time loop ({compiled.BUILD})"
+    layer = LSTM(64)
+    assert layer.kernel_path == f"fused LSTM recurrence (hand-written backward; {loop})"
+    for mask in (None, mask_tensor("right_padded")):
+        assert layer.choose_path(True, mask, batch=3)[1] == layer.kernel_path
+        with torch.no_grad():
+            assert layer.choose_path(False, mask, batch=1)[1] == layer.kernel_path
+    assert LSTM(4, recurrent_dropout=0.3).kernel_path.startswith("reference loop")
+
+
+def test_paths_and_why(python_loops):
+    loop = "time loop in Python: the compiled loops are off for this test"
     layer = LSTM(64)
     # Unmasked, on CPU: torch's kernel, measured faster than the fused recurrence there.
     assert layer.kernel_path == "torch's fused LSTM (oneDNN on CPU, cuDNN on GPU)"
     assert layer.choose_path(True, mask_tensor("right_padded"), batch=3)[1] == (
         "fused LSTM recurrence (hand-written backward; masked steps: torch's kernel has no "
-        "per-step mask)"
+        f"per-step mask; {loop})"
     )
     assert layer.choose_path(True, torch.ones(B, T, dtype=torch.bool), batch=64)[1].startswith(
         "torch's fused LSTM"
     )  # nothing masked
     assert LSTM(4).choose_path(True, None, batch=16)[1] == (
         "fused LSTM recurrence (hand-written backward; tiny on CPU: batch x units = 64 < 256, "
-        "where this loop beats starting torch's kernel)"
+        f"where this loop beats starting torch's kernel; {loop})"
     )
     assert LSTM(4, activation="relu").kernel_path == (
         "fused LSTM recurrence (hand-written backward; activation='relu', "
-        "recurrent_activation='sigmoid': torch's kernel has tanh and sigmoid)"
+        f"recurrent_activation='sigmoid': torch's kernel has tanh and sigmoid; {loop})"
     )
     with torch.no_grad():  # inference: torch's C++ loop, unless a mask needs the fused one
         assert layer.choose_path(False, None, batch=64)[1].startswith("torch's fused LSTM")
@@ -194,9 +211,10 @@ def test_paths_and_why():
     )
 
 
-def test_weights_are_kept_as_torchs_kernel_reads_them():
-    """W and U live transposed in memory, so torch's LSTM takes `kernel.t()` without a copy,
-    while every user-facing view stays in Keras' layout: shapes, values, get_weights arrays."""
+def test_weights_are_kept_as_torchs_kernel_reads_them(python_loops):
+    """Where torch's LSTM runs on CPU (no compiled loops), W and U live transposed in memory,
+    so it takes `kernel.t()` without a copy, while every user-facing view stays in Keras'
+    layout: shapes, values, get_weights arrays."""
     layer = LSTM(H)
     layer(torch.zeros(B, T, D))
     for weight in (layer.cell.kernel, layer.cell.recurrent_kernel):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit.kernels import compiled
 from rnnkit.kernels.simple_rnn import (
     ACTIVATIONS,
     SLOPES,
@@ -62,7 +63,9 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
     if after and b_rec is not None:  # b'_z, b'_r are added before σ like b_z, b_r: fold them
         b_zr = b_rec[zr] if b_zr is None else b_zr + b_rec[zr]
     scale = 1
-    if act_name == "tanh" and x.device.type == "cpu" and batch * units >= TANH_BY_SIGMOID_FROM:
+    in_c = after and compiled.missing(x, recurrent_kernel) is None  # the time loop compiled
+    wide = batch * units >= TANH_BY_SIGMOID_FROM
+    if act_name == "tanh" and x.device.type == "cpu" and wide and not in_c:
         # the candidate's pre-activation doubled, exactly: tanh(p) = 2 sigmoid(2p) - 1
         act, scale, w_h = _tanh_of_twice(x), 2, w_h * 2
         b_h = b_h * 2 if b_h is not None else None
@@ -82,6 +85,9 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
     states = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T: h_{t-1} needs no copy
     states[0] = h0
     diff = x.new_empty(steps, batch, units)
+    if in_c:
+        compiled.gru_forward(zrh, xh, states, diff, recurrent_kernel, mask, act_name, sigma_name)
+        return x_tm, zrh, xh, states, diff
     new = x.new_empty(batch, units) if mask is not None else None
     h = states.unbind(0)
     keep = mask.unbind(0) if mask is not None else (None,) * steps
@@ -118,6 +124,68 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
     return x_tm, zrh, xh, states, diff
 
 
+def _backward_loop(grads, d, dn, zrh, n, states, diff, recurrent_kernel, mask, names, accumulate):
+    """The backward loop in Python (where the compiled one cannot run): fills `d`, `dn` and
+    `grads` as `GRURecurrence.backward` describes them."""
+    act_name, sigma_name, after = names
+    act_slope, sigma_slope = SLOPES[act_name], SLOPES[sigma_name]
+    steps, batch, units = diff.shape
+    zr, hh = slice(0, 2 * units), slice(2 * units, 3 * units)
+    u_t = recurrent_kernel.t()
+    u_zr_t, u_h_t = u_t[zr], u_t[hh]
+    masked = n.new_empty(batch, units) if mask is not None else None
+    d_rh = n.new_empty(batch, units) if not after else None
+    g_all = grads.unbind(0)
+
+    def rev(t):  # the steps of a (T, ...) tensor, last first
+        return t.unbind(0)[::-1]
+
+    views = (
+        g_all[:0:-1],  # dL/dh_t, t = T .. 1
+        g_all[-2::-1],  # dL/dh_{t-1}
+        states.unbind(0)[-2::-1],  # h_{t-1}
+        rev(zrh[..., :units]),  # z
+        rev(zrh[..., units : zr.stop]),  # r
+        rev(zrh[..., zr]),  # z, r
+        rev(zrh[..., hh]),  # hu_h or r h_{t-1}
+        rev(n),
+        rev(diff),
+        rev(d),
+        rev(d[..., :units]),  # dz'
+        rev(d[..., units : zr.stop]),  # dr'
+        rev(d[..., zr]),  # dz', dr'
+        rev(d[..., hh]),  # dn' r (reset_after) or dn'
+        rev(dn),
+        rev(mask.to(n.dtype)) if mask is not None else (None,) * steps,
+    )
+    for g, back, prev, z, r, gates, hu, n_t, dif, dt, dz, dr, dzr, dnr, dn_t, m in zip(*views):
+        gm = g if m is None else torch.mul(g, m, out=masked)
+        a = torch.addcmul(gm, gm, z, value=-1, out=dn_t)  # m g (1 - z)
+        # dL/dh_{t-1} directly: g (m z + 1 - m) = g - m g (1 - z)
+        if m is not None:
+            if accumulate:
+                back.add_(g).sub_(a)
+            else:
+                torch.sub(g, a, out=back)
+        elif accumulate:
+            back.addcmul_(g, z)
+        else:
+            torch.mul(g, z, out=back)
+        act_slope(a, n_t)  # dn'
+        torch.mul(gm, dif, out=dz)
+        if after:
+            torch.mul(a, hu, out=dr)
+            sigma_slope(dzr, gates)
+            torch.mul(a, r, out=dnr)
+            back.addmm_(dt, u_t)
+        else:
+            torch.mm(a, u_h_t, out=d_rh)  # dL/d(r h_{t-1})
+            torch.mul(d_rh, prev, out=dr)
+            sigma_slope(dzr, gates)
+            back.addcmul_(d_rh, r)
+            back.addmm_(dzr, u_zr_t)
+
+
 class GRURecurrence(torch.autograd.Function):
     """`states, last = recurrence(x, W, b, b', h0, U, mask, activation, recurrent_activation,
     reset_after)`; shapes `(B, T, D)`, `(D, 3H)`, `(3H,)` or None, `(3H,)` or None (only with
@@ -145,7 +213,6 @@ class GRURecurrence(torch.autograd.Function):
         needs_x, needs_w, needs_b, needs_b_rec, needs_h0, needs_u, *_ = ctx.needs_input_grad
         if grad_states is None and grad_last is None:
             return (None,) * 10
-        act_slope, sigma_slope = SLOPES[act_name], SLOPES[sigma_name]
         steps, batch, units = diff.shape
         zr, hh = slice(0, 2 * units), slice(2 * units, 3 * units)
         # grads[t] gathers dL/dh_t: the output's gradient at t, then what flows back from
@@ -155,59 +222,13 @@ class GRURecurrence(torch.autograd.Function):
         # GEMM's operand), dn' apart in dn; without, [dz', dr', dn'] (the gradient of x W + b).
         d = n.new_empty(steps, batch, 3 * units)
         dn = n.new_empty(steps, batch, units) if after else d[..., hh]
-        u_t = recurrent_kernel.t()
-        u_zr_t, u_h_t = u_t[zr], u_t[hh]
-        masked = n.new_empty(batch, units) if mask is not None else None
-        d_rh = n.new_empty(batch, units) if not after else None
-        g_all = grads.unbind(0)
-
-        def rev(t):  # the steps of a (T, ...) tensor, last first
-            return t.unbind(0)[::-1]
-
-        views = (
-            g_all[:0:-1],  # dL/dh_t, t = T .. 1
-            g_all[-2::-1],  # dL/dh_{t-1}
-            states.unbind(0)[-2::-1],  # h_{t-1}
-            rev(zrh[..., :units]),  # z
-            rev(zrh[..., units : zr.stop]),  # r
-            rev(zrh[..., zr]),  # z, r
-            rev(zrh[..., hh]),  # hu_h or r h_{t-1}
-            rev(n),
-            rev(diff),
-            rev(d),
-            rev(d[..., :units]),  # dz'
-            rev(d[..., units : zr.stop]),  # dr'
-            rev(d[..., zr]),  # dz', dr'
-            rev(d[..., hh]),  # dn' r (reset_after) or dn'
-            rev(dn),
-            rev(mask.to(n.dtype)) if mask is not None else (None,) * steps,
-        )
-        for g, back, prev, z, r, gates, hu, n_t, dif, dt, dz, dr, dzr, dnr, dn_t, m in zip(*views):
-            gm = g if m is None else torch.mul(g, m, out=masked)
-            a = torch.addcmul(gm, gm, z, value=-1, out=dn_t)  # m g (1 - z)
-            # dL/dh_{t-1} directly: g (m z + 1 - m) = g - m g (1 - z)
-            if m is not None:
-                if accumulate:
-                    back.add_(g).sub_(a)
-                else:
-                    torch.sub(g, a, out=back)
-            elif accumulate:
-                back.addcmul_(g, z)
-            else:
-                torch.mul(g, z, out=back)
-            act_slope(a, n_t)  # dn'
-            torch.mul(gm, dif, out=dz)
-            if after:
-                torch.mul(a, hu, out=dr)
-                sigma_slope(dzr, gates)
-                torch.mul(a, r, out=dnr)
-                back.addmm_(dt, u_t)
-            else:
-                torch.mm(a, u_h_t, out=d_rh)  # dL/d(r h_{t-1})
-                torch.mul(d_rh, prev, out=dr)
-                sigma_slope(dzr, gates)
-                back.addcmul_(d_rh, r)
-                back.addmm_(dzr, u_zr_t)
+        if after and compiled.missing(n, recurrent_kernel) is None:
+            codes = (act_name, sigma_name, accumulate)
+            compiled.gru_backward(grads, d, dn, zrh, n, diff, recurrent_kernel, mask, *codes)
+        else:
+            _backward_loop(
+                grads, d, dn, zrh, n, states, diff, recurrent_kernel, mask, ctx.names, accumulate
+            )
         flat_prev = states[:-1].view(-1, units)  # h_{t-1} for every step, (T*B, H)
         flat = d.view(-1, 3 * units)
         grad_x = grad_w = grad_b = grad_b_rec = grad_u = None
@@ -240,7 +261,7 @@ class GRURecurrence(torch.autograd.Function):
                 grad_b = flat.sum(0)
         if grad_x is not None:
             grad_x = grad_x.view(steps, batch, -1).transpose(0, 1)
-        grad_h0 = g_all[0].clone() if needs_h0 else None  # not a view of the whole buffer
+        grad_h0 = grads[0].clone() if needs_h0 else None  # not a view of the whole buffer
         return grad_x, grad_w, grad_b, grad_b_rec, grad_h0, grad_u, None, None, None, None
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit.kernels import compiled
 from rnnkit.kernels.simple_rnn import ACTIVATIONS, time_major_mask
 
 # activation name -> act(a) written into `out` (the candidate and act(c') keep their inputs)
@@ -46,78 +47,46 @@ class LSTMRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, kernel, bias, h0, c0, recurrent_kernel, mask, act_name, sigma_name):
-        act_into = INTO[act_name]
-        sigma, _ = ACTIVATIONS[sigma_name]
         steps, batch, units = x.shape[0], x.shape[1], h0.shape[-1]
         flat_x = x.reshape(steps * batch, -1)  # (T*B, D)
         xw = flat_x @ kernel if bias is None else torch.addmm(bias, flat_x, kernel)
-        # z_t = xw_t + h_{t-1} U is accumulated in place; then σ of every block, block c's
-        # σ(z_c) unused (one op instead of two). (T, B, 4H)
+        # z_t = xw_t + h_{t-1} U is accumulated in place; then the gates. (T, B, 4H)
         gates = xw.view(steps, batch, 4 * units)
-        g = x.new_empty(steps, batch, units)  # act(z_c)
         squashed = x.new_empty(steps, batch, units)  # act(c')
         h = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T, so h_{t-1} needs no copy
         c = x.new_empty(steps + 1, batch, units)  # c_0 .. c_T
         h[0], c[0] = h0, c0
         new_c = c if mask is None else torch.empty_like(c)  # c' before the mask
-        hs, cs, new_cs = h.unbind(0), c.unbind(0), new_c.unbind(0)
-        for t, (z, g_t, s_t) in enumerate(zip(gates.unbind(0), g.unbind(0), squashed.unbind(0))):
-            z.addmm_(hs[t], recurrent_kernel)
-            act_into(z[:, 2 * units : 3 * units], g_t)
-            sigma(z)
-            i, f, o = z[:, :units], z[:, units : 2 * units], z[:, 3 * units :]
-            c_t = torch.mul(f, cs[t], out=new_cs[t + 1]).addcmul_(i, g_t)  # f c + i g
-            act_into(c_t, s_t)
-            if mask is None:
-                torch.mul(o, s_t, out=hs[t + 1])
-            else:
-                torch.where(mask[t], o * s_t, hs[t], out=hs[t + 1])
-                torch.where(mask[t], c_t, cs[t], out=cs[t + 1])
+        in_c = compiled.missing(x, recurrent_kernel) is None
+        names = (act_name, sigma_name)
+        if in_c:  # the time loop compiled; it writes g = act(z_c) over block c
+            g = gates[..., 2 * units : 3 * units]
+            compiled.lstm_forward(gates, h, c, new_c, squashed, recurrent_kernel, mask, *names)
+        else:  # σ of every block, block c's σ(z_c) unused (one op instead of two)
+            g = x.new_empty(steps, batch, units)  # act(z_c)
+            _forward_loop(gates, g, squashed, h, c, new_c, recurrent_kernel, mask, *names)
         ctx.save_for_backward(flat_x, kernel, recurrent_kernel, gates, g, squashed, h, c, mask)
         ctx.names = (act_name, sigma_name, bias is not None)
+        ctx.in_c = in_c
         return h[1:], c[steps]
 
     @staticmethod
     def backward(ctx, grad_h, grad_c_last):
         flat_x, kernel, recurrent_kernel, gates, g, squashed, h, c, mask = ctx.saved_tensors
         act_name, sigma_name, has_bias = ctx.names
-        _, act_slope = ACTIVATIONS[act_name]
-        _, sigma_slope = ACTIVATIONS[sigma_name]
         steps, batch, units = g.shape
-        i, f, o = gates[..., :units], gates[..., units : 2 * units], gates[..., 3 * units :]
-        # The factors that do not depend on the recurrence, for all steps at once:
-        # (Block c of `gates` holds σ(z_c), which nothing uses: no slope for it.)
-        slopes_if = sigma_slope(gates[..., : 2 * units])  # σ'(i), σ'(f), (T, B, 2H)
-        to_o = squashed * sigma_slope(o)  # dz_o = gh * to_o
-        to_c = o * act_slope(squashed)  # gc' = gc + gh * to_c
-        to_ifc = g.new_empty(steps, batch, 3, units)  # dz_i, dz_f, dz_c = gc' * to_ifc
-        torch.mul(g, slopes_if[..., :units], out=to_ifc[:, :, 0])
-        torch.mul(c[:-1], slopes_if[..., units:], out=to_ifc[:, :, 1])
-        torch.mul(i, act_slope(g), out=to_ifc[:, :, 2])
-        keep = hold = None
-        if mask is not None:
-            keep = mask.to(g.dtype)  # (T, B, 1): a masked step passes gh and gc straight back
-            to_o, to_c = to_o * keep, to_c * keep
-            keep, hold = keep.unbind(0), (1 - keep).unbind(0)
-        u_t = recurrent_kernel.t()
-        dz_all = torch.empty_like(gates)  # the gradient of z = xw + h U, (T, B, 4H)
-        dzs, grads_h = dz_all.unbind(0), grad_h.unbind(0)
-        dz_ifc = dz_all[..., : 3 * units].unflatten(-1, (3, units)).unbind(0)  # (B, 3, H) views
-        to_os, to_cs, to_ifcs, fs = to_o.unbind(0), to_c.unbind(0), to_ifc.unbind(0), f.unbind(0)
-        gh, gc = grads_h[steps - 1], grad_c_last
-        for t in range(steps - 1, -1, -1):
-            dz = dzs[t]
-            torch.mul(gh, to_os[t], out=dz[:, 3 * units :])
-            gc_new = torch.addcmul(gc if keep is None else gc * keep[t], gh, to_cs[t])
-            torch.mul(gc_new.unsqueeze(1), to_ifcs[t], out=dz_ifc[t])
-            back_c = gc_new.mul_(fs[t])
-            if hold is None:
-                back_h = grads_h[t - 1] if t > 0 else None
-                gc = back_c
-            else:
-                back_h = torch.addcmul(grads_h[t - 1], gh, hold[t]) if t > 0 else gh * hold[t]
-                gc = back_c.addcmul_(gc, hold[t])
-            gh = dz @ u_t if back_h is None else torch.addmm(back_h, dz, u_t)
+        if ctx.in_c:
+            gh = grad_h.new_empty(steps + 1, batch, units)  # dL/dh_0 .. dL/dh_T
+            gh[0], gh[1:] = 0, grad_h
+            gc = grad_c_last.clone(memory_format=torch.contiguous_format)
+            dz_all = torch.empty_like(gates)
+            names = (act_name, sigma_name, True)
+            compiled.lstm_backward(
+                gh, gc, dz_all, gates, c, squashed, recurrent_kernel, mask, *names
+            )
+            gh = gh[0].clone()  # not a view of the whole buffer
+        else:
+            dz_all, gh, gc = _backward_loop(ctx, grad_h, grad_c_last)
         flat_dz = dz_all.view(-1, 4 * units)  # (T*B, 4H)
         h_prev = h[:-1].reshape(-1, units)  # h_{t-1} for every step, (T*B, H)
         grad_x = None
@@ -127,6 +96,72 @@ class LSTMRecurrence(torch.autograd.Function):
         grad_b = flat_dz.sum(0) if has_bias else None
         grad_u = h_prev.t() @ flat_dz
         return grad_x, grad_w, grad_b, gh, gc, grad_u, None, None, None
+
+
+def _forward_loop(gates, g, squashed, h, c, new_c, recurrent_kernel, mask, act_name, sigma_name):
+    """The forward loop in Python (where the compiled one cannot run); fills the buffers
+    `LSTMRecurrence.forward` makes."""
+    act_into = INTO[act_name]
+    sigma, _ = ACTIVATIONS[sigma_name]
+    units = g.shape[-1]
+    hs, cs, new_cs = h.unbind(0), c.unbind(0), new_c.unbind(0)
+    for t, (z, g_t, s_t) in enumerate(zip(gates.unbind(0), g.unbind(0), squashed.unbind(0))):
+        z.addmm_(hs[t], recurrent_kernel)
+        act_into(z[:, 2 * units : 3 * units], g_t)
+        sigma(z)
+        i, f, o = z[:, :units], z[:, units : 2 * units], z[:, 3 * units :]
+        c_t = torch.mul(f, cs[t], out=new_cs[t + 1]).addcmul_(i, g_t)  # f c + i g
+        act_into(c_t, s_t)
+        if mask is None:
+            torch.mul(o, s_t, out=hs[t + 1])
+        else:
+            torch.where(mask[t], o * s_t, hs[t], out=hs[t + 1])
+            torch.where(mask[t], c_t, cs[t], out=cs[t + 1])
+
+
+def _backward_loop(ctx, grad_h, grad_c_last):
+    """The backward loop in Python (where the compiled one cannot run). Returns the gates'
+    gradients `(T, B, 4H)`, `dL/dh_0` and `dL/dc_0`."""
+    flat_x, kernel, recurrent_kernel, gates, g, squashed, h, c, mask = ctx.saved_tensors
+    act_name, sigma_name, has_bias = ctx.names
+    _, act_slope = ACTIVATIONS[act_name]
+    _, sigma_slope = ACTIVATIONS[sigma_name]
+    steps, batch, units = g.shape
+    i, f, o = gates[..., :units], gates[..., units : 2 * units], gates[..., 3 * units :]
+    # The factors that do not depend on the recurrence, for all steps at once:
+    # (Block c of `gates` holds σ(z_c), which nothing uses: no slope for it.)
+    slopes_if = sigma_slope(gates[..., : 2 * units])  # σ'(i), σ'(f), (T, B, 2H)
+    to_o = squashed * sigma_slope(o)  # dz_o = gh * to_o
+    to_c = o * act_slope(squashed)  # gc' = gc + gh * to_c
+    to_ifc = g.new_empty(steps, batch, 3, units)  # dz_i, dz_f, dz_c = gc' * to_ifc
+    torch.mul(g, slopes_if[..., :units], out=to_ifc[:, :, 0])
+    torch.mul(c[:-1], slopes_if[..., units:], out=to_ifc[:, :, 1])
+    torch.mul(i, act_slope(g), out=to_ifc[:, :, 2])
+    keep = hold = None
+    if mask is not None:
+        keep = mask.to(g.dtype)  # (T, B, 1): a masked step passes gh and gc straight back
+        to_o, to_c = to_o * keep, to_c * keep
+        keep, hold = keep.unbind(0), (1 - keep).unbind(0)
+    u_t = recurrent_kernel.t()
+    dz_all = torch.empty_like(gates)  # the gradient of z = xw + h U, (T, B, 4H)
+    dzs, grads_h = dz_all.unbind(0), grad_h.unbind(0)
+    dz_ifc = dz_all[..., : 3 * units].unflatten(-1, (3, units)).unbind(0)  # (B, 3, H) views
+    to_os, to_cs, to_ifcs, fs = to_o.unbind(0), to_c.unbind(0), to_ifc.unbind(0), f.unbind(0)
+    gh, gc = grads_h[steps - 1], grad_c_last
+    for t in range(steps - 1, -1, -1):
+        dz = dzs[t]
+        torch.mul(gh, to_os[t], out=dz[:, 3 * units :])
+        gc_new = torch.addcmul(gc if keep is None else gc * keep[t], gh, to_cs[t])
+        torch.mul(gc_new.unsqueeze(1), to_ifcs[t], out=dz_ifc[t])
+        back_c = gc_new.mul_(fs[t])
+        if hold is None:
+            back_h = grads_h[t - 1] if t > 0 else None
+            gc = back_c
+        else:
+            back_h = torch.addcmul(grads_h[t - 1], gh, hold[t]) if t > 0 else gh * hold[t]
+            gc = back_c.addcmul_(gc, hold[t])
+        gh = dz @ u_t if back_h is None else torch.addmm(back_h, dz, u_t)
+    return dz_all, gh, gc
 
 
 def lstm_states(

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit.kernels import compiled
+
 # activation name -> (in-place forward, derivative from the output)
 ACTIVATIONS = {
     "tanh": (torch.tanh_, lambda a: 1 - a * a),
@@ -103,7 +105,9 @@ def _forward(x, kernel, bias, h0, recurrent_kernel, mask, activation):
     batch, steps, features = x.shape
     units = recurrent_kernel.shape[0]
     w, b, u = kernel, bias, recurrent_kernel  # the GEMMs compute z = x W + b + h U
-    if activation == "tanh" and x.device.type == "cpu" and batch * units >= TANH_BY_SIGMOID_FROM:
+    in_c = compiled.missing(x, recurrent_kernel) is None  # the time loop compiled
+    wide = batch * units >= TANH_BY_SIGMOID_FROM
+    if activation == "tanh" and x.device.type == "cpu" and wide and not in_c:
         # ... or 2z, from doubled weights, for tanh(z) = 2 sigmoid(2z) - 1
         act, w, u = _tanh_of_twice(x), kernel * 2, recurrent_kernel * 2
         b = bias * 2 if bias is not None else None
@@ -120,6 +124,9 @@ def _forward(x, kernel, bias, h0, recurrent_kernel, mask, activation):
     # Without a mask no step is held, so the states are the activations themselves.
     h_all = a_all if mask is None else x.new_empty(steps + 1, batch, units)
     h_all[0] = h0
+    if in_c:
+        compiled.simple_rnn_forward(a_all, h_all, u, mask, activation)
+        return x_tm, a_all, h_all
     a_steps = a_all.unbind(0)
     states = a_steps if mask is None else h_all.unbind(0)
     keep = mask.unbind(0) if mask is not None else None
@@ -129,6 +136,32 @@ def _forward(x, kernel, bias, h0, recurrent_kernel, mask, activation):
         if keep is not None:
             torch.where(keep[t - 1], a_t, states[t - 1], out=states[t])
     return x_tm, a_all, h_all
+
+
+def _backward_loop(grad, a_all, recurrent_kernel, mask, activation, accumulate):
+    """The backward loop in Python (where the compiled one cannot run): `grad` as
+    `state_gradients` made it; rows 1.. become `dz_t` and row 0 `dL/dh_0`."""
+    slope, steps = SLOPES[activation], a_all.shape[0] - 1
+    hold = keep = None
+    if mask is not None:
+        keep = mask.to(a_all.dtype)  # (T, B, 1): a masked step sends nothing through the cell
+        hold = (1 - keep).unbind(0)  # ... its gradient goes straight to h_{t-1}
+        keep = keep.unbind(0)
+    grads, a_steps, u_t = grad.unbind(0), a_all.unbind(0), recurrent_kernel.t()
+    for t in range(steps, 0, -1):
+        g, back = grads[t], grads[t - 1]
+        if hold is not None:  # a held step's gradient goes straight to h_{t-1}
+            if accumulate:
+                back.addcmul_(g, hold[t - 1])
+            else:
+                torch.mul(g, hold[t - 1], out=back)
+        dz = slope(g, a_steps[t])
+        if keep is not None:
+            dz.mul_(keep[t - 1])
+        if accumulate or hold is not None:
+            back.addmm_(dz, u_t)
+        else:
+            torch.mm(dz, u_t, out=back)
 
 
 class SimpleRNNRecurrence(torch.autograd.Function):
@@ -151,33 +184,18 @@ class SimpleRNNRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_states, grad_last):
         x_tm, kernel, recurrent_kernel, a_all, h_all, mask = ctx.saved_tensors
-        slope = SLOPES[ctx.activation]
         steps, units = a_all.shape[0] - 1, a_all.shape[-1]
         if grad_states is None and grad_last is None:
             return (None,) * 7
         # grad[t] gathers dL/dh_t: the output's gradient at t, then what flows back from step
         # t + 1; once complete, it becomes dz_t in place. grad[0] is dL/dh_0.
         grad, accumulate = state_gradients(a_all, grad_states, grad_last)  # (T + 1, B, H)
-        hold = keep = None
-        if mask is not None:
-            keep = mask.to(a_all.dtype)  # (T, B, 1): a masked step sends nothing through the cell
-            hold = (1 - keep).unbind(0)  # ... its gradient goes straight to h_{t-1}
-            keep = keep.unbind(0)
-        grads, a_steps, u_t = grad.unbind(0), a_all.unbind(0), recurrent_kernel.t()
-        for t in range(steps, 0, -1):
-            g, back = grads[t], grads[t - 1]
-            if hold is not None:  # a held step's gradient goes straight to h_{t-1}
-                if accumulate:
-                    back.addcmul_(g, hold[t - 1])
-                else:
-                    torch.mul(g, hold[t - 1], out=back)
-            dz = slope(g, a_steps[t])
-            if keep is not None:
-                dz.mul_(keep[t - 1])
-            if accumulate or hold is not None:
-                back.addmm_(dz, u_t)
-            else:
-                torch.mm(dz, u_t, out=back)
+        if compiled.missing(a_all, recurrent_kernel) is None:
+            compiled.simple_rnn_backward(
+                grad, a_all, recurrent_kernel, mask, ctx.activation, accumulate
+            )
+        else:
+            _backward_loop(grad, a_all, recurrent_kernel, mask, ctx.activation, accumulate)
         needs_x, needs_w, needs_b, needs_h0, needs_u, *_ = ctx.needs_input_grad
         grad_z = grad[1:].view(-1, units)  # dz_t for every step, (T*B, H)
         grad_x = grad_w = grad_b = grad_u = None
@@ -189,7 +207,7 @@ class SimpleRNNRecurrence(torch.autograd.Function):
             grad_b = grad_z.sum(0)
         if needs_u:
             grad_u = h_all[:-1].reshape(-1, units).t() @ grad_z  # h_{t-1} for every step
-        grad_h0 = grads[0].clone() if needs_h0 else None  # not a view of the whole buffer
+        grad_h0 = grad[0].clone() if needs_h0 else None  # not a view of the whole buffer
         return grad_x, grad_w, grad_b, grad_h0, grad_u, None, None
 
 

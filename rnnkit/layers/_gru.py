@@ -12,6 +12,7 @@ from rnnkit.layers._rnn import (
     DenseRNNCell,
     loop_only_reason,
     outputs_of_fused,
+    time_loop,
     torch_kernel_blocker,
 )
 
@@ -121,6 +122,12 @@ class GRU(CellLayer):
         if why:
             return None, f"reference loop ({why})"
         cell = self.cell
+        in_c, loop = time_loop(self)
+        if in_c and cell.reset_after:
+            # Measured on a 2-core CPU: faster than torch's GRU, training and predicting.
+            return self._fused_recurrence, f"fused GRU recurrence (hand-written backward; {loop})"
+        if in_c:
+            loop = "reset_after=False: time loop in Python"
         blocker = torch_kernel_blocker(self, mask, batch)
         if not blocker and not cell.reset_after:
             blocker = "reset_after=False"
@@ -130,7 +137,8 @@ class GRU(CellLayer):
             # cuDNN on a GPU; torch's C++ loop when there is no backward pass to write.
             return self._torch_recurrence, "torch's fused GRU (oneDNN on CPU, cuDNN on GPU)"
         why = "masks, any reset_after" if on_gpu else "measured faster than torch's GRU on CPU"
-        return self._fused_recurrence, f"fused GRU recurrence (hand-written backward; {why})"
+        why = f"hand-written backward; {why}; {loop}"
+        return self._fused_recurrence, f"fused GRU recurrence ({why})"
 
     def _torch_recurrence(self, x, states, mask, training):
         cell = self.cell

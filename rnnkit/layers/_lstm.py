@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
+from rnnkit.kernels import compiled
 from rnnkit.kernels.lstm import lstm_states
 from rnnkit.kernels.torch_rnn import lstm_sequence
 from rnnkit.layers._rnn import (
@@ -12,6 +13,7 @@ from rnnkit.layers._rnn import (
     DenseRNNCell,
     loop_only_reason,
     masked_outputs,
+    time_loop,
     torch_kernel_blocker,
 )
 
@@ -46,8 +48,13 @@ class LSTMCell(DenseRNNCell):
 
     gates = 4
     state_names = ("h", "c")  # the order of `states`, named in error messages
-    # torch's LSTM kernel reads W and U as (4*units, in): stored so, they pass as they are.
-    transposed_weights = True
+
+    @property
+    def transposed_weights(self) -> bool:
+        """torch's LSTM kernel reads W and U as (4*units, in): stored so, they pass as they are.
+        Where the compiled loops are built (they run on CPU instead), U stays (in, 4*units),
+        as they read it."""
+        return compiled.LIBRARY is None
 
     def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
@@ -116,12 +123,16 @@ class LSTM(CellLayer):
         why = loop_only_reason(self, LSTMCell, training, ("activation", "recurrent_activation"))
         if why:
             return None, f"reference loop ({why})"
+        in_c, loop = time_loop(self)
+        if in_c:
+            # Measured on a 2-core CPU: the compiled loop trains and predicts faster than
+            # torch's C++ LSTM (oneDNN) at the benchmark sizes, batch 1 included.
+            return self._fused_recurrence, f"fused LSTM recurrence (hand-written backward; {loop})"
         blocker = torch_kernel_blocker(self, mask, batch)
         if not blocker:
-            # Measured on a 2-core CPU (1 and 2 threads): torch's C++ loop trains an unmasked
-            # LSTM faster than rnnkit's fused recurrence at the benchmark sizes.
             return self._torch_recurrence, "torch's fused LSTM (oneDNN on CPU, cuDNN on GPU)"
-        return self._fused_recurrence, f"fused LSTM recurrence (hand-written backward; {blocker})"
+        why = f"{blocker}; {loop}"
+        return self._fused_recurrence, f"fused LSTM recurrence (hand-written backward; {why})"
 
     def _torch_recurrence(self, x, states, mask, training):
         cell = self.cell

@@ -17,6 +17,7 @@ import logging
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit.kernels import compiled
 from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.layers._base import Layer, shape_str, snake_case, to_tensor
 
@@ -624,6 +625,16 @@ def loop_only_reason(layer, cell_class, training, activation_args=("activation",
     if training and cell.recurrent_dropout:
         return "recurrent_dropout needs the state masked inside the loop"
     return None
+
+
+def time_loop(layer) -> tuple[bool, str]:
+    """`(compiled, words)`: whether the fused recurrence's time loop runs compiled for this
+    layer's weights (CPU, float32 or float64, the loops built), and how `kernel_path` says it."""
+    weight = getattr(layer.cell, "kernel", None)  # None before the layer is built: CPU then
+    why = compiled.missing(weight)
+    if why is None:
+        return True, f"compiled time loop ({compiled.BUILD})"
+    return False, f"time loop in Python: {why}"
 
 
 def torch_kernel_blocker(layer, mask, batch=None) -> str | None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from rnnkit import activations
 from rnnkit.kernels.simple_rnn import simple_rnn_states
-from rnnkit.layers._rnn import CellLayer, DenseRNNCell, loop_only_reason, outputs_of_fused
+from rnnkit.layers._rnn import (
+    CellLayer,
+    DenseRNNCell,
+    loop_only_reason,
+    outputs_of_fused,
+    time_loop,
+)
 
 
 class SimpleRNNCell(DenseRNNCell):
@@ -69,7 +75,8 @@ class SimpleRNN(CellLayer):
         why = loop_only_reason(self, SimpleRNNCell, training)
         if why:
             return None, f"reference loop ({why})"
-        return self._fused_recurrence, "fused SimpleRNN recurrence (hand-written backward)"
+        loop = time_loop(self)[1]
+        return self._fused_recurrence, f"fused SimpleRNN recurrence (hand-written backward; {loop})"
 
     def _fused_recurrence(self, x, states, mask, training):
         """Same results as the reference loop: `x W + b` and the recurrence in one fused node."""

@@ -1,0 +1,224 @@
+"""The compiled time loops (`_loops.cpp`), called through ctypes.
+
+`pip install` builds the loops for three x86-64 levels (see `setup.py`); the best one this
+CPU runs is loaded here, once, after torch (so its OpenMP threads are torch's). Where none was
+built, `missing()` says why and the kernels run their per-step loops in Python.
+
+Each wrapper takes the Python kernel's own buffers, time-major and C-contiguous, and fills
+them in place; the docstrings name which hold what. `U` (`U^T` backward) goes in packed, see
+`_pack`. The loops use `torch.get_num_threads()` threads (see `split_forward` in `_loops.cpp`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+
+import torch
+
+# the activation codes of `_loops.cpp`
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3}
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _variants() -> list[str]:
+    """Module names to try, the fastest first, for what torch reports this CPU runs."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    names = ["_loops"]
+    if capability in ("AVX2", "AVX512"):
+        names.insert(0, "_loops_avx2")
+    if capability == "AVX512":
+        names.insert(0, "_loops_avx512")
+    return names
+
+
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    errors = []
+    for name in _variants():
+        spec = importlib.util.find_spec(f"rnnkit.kernels.{name}")
+        if spec is None or spec.origin is None:
+            continue
+        try:
+            library = ctypes.CDLL(spec.origin)
+        except OSError as error:
+            errors.append(f"{name}: {error}")
+            continue
+        for suffix in _SUFFIX.values():
+            getattr(library, f"rnnkit_packed_size_{suffix}").restype = ctypes.c_long
+        return library, name
+    if errors:
+        return None, "the compiled loops did not load (" + "; ".join(errors) + ")"
+    return None, (
+        "the compiled loops were not built (no C++ compiler with OpenMP at install time; "
+        "reinstall rnnkit where `c++ -fopenmp` works)"
+    )
+
+
+LIBRARY, BUILD = _load()  # BUILD: the variant loaded, or why none was
+
+
+def missing(*tensors: torch.Tensor | None) -> str | None:
+    """Why the compiled loops cannot run on these tensors, or None when they can."""
+    if LIBRARY is None:
+        return BUILD
+    for t in tensors:
+        if t is None:
+            continue
+        if t.device.type != "cpu":
+            return f"the compiled loops run on CPU, not {t.device.type}"
+        if t.dtype not in _SUFFIX:
+            return f"the compiled loops run float32 and float64, not {t.dtype}"
+    return None
+
+
+def _call(name: str, like: torch.Tensor, *args):
+    fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[like.dtype]}")
+    converted = []
+    for a in args:  # tensors by address; the ints (sizes, codes, flags) as C ints
+        if isinstance(a, torch.Tensor):
+            if not a.is_contiguous():  # the loops index flat memory
+                raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous buffer")
+            converted.append(ctypes.c_void_p(a.data_ptr()))
+        elif a is None:
+            converted.append(ctypes.c_void_p(None))
+        else:
+            converted.append(ctypes.c_int(int(a)))
+    fn(*converted)
+
+
+def _mask_bytes(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """A `(T, B, 1)` boolean mask as the `(T, B)` bytes the loops read."""
+    return None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).view(torch.uint8)
+
+
+def _pack(b: torch.Tensor) -> torch.Tensor:
+    """`b` `(K, N)`, any strides, copied into the panels the loops' products read."""
+    suffix = _SUFFIX[b.dtype]
+    panels = torch.empty(getattr(LIBRARY, f"rnnkit_packed_size_{suffix}")(*b.shape), dtype=b.dtype)
+    stride = [ctypes.c_long(s) for s in b.stride()]
+    getattr(LIBRARY, f"rnnkit_pack_{suffix}")(
+        ctypes.c_void_p(b.data_ptr()), *stride, *b.shape, ctypes.c_void_p(panels.data_ptr())
+    )
+    return panels
+
+
+def _forward_panels(u: torch.Tensor) -> torch.Tensor:
+    """`U` packed for a forward loop. Under `torch.inference_mode` (`predict`) the copy is kept
+    on the weight until the weight changes: its version counter moves with every in-place
+    update (optimizer steps, `set_weights`, loading). Packing a 256-unit LSTM's `U` takes
+    ~40 µs, a tenth of predicting one 20-step sequence."""
+    if not torch.is_inference_mode_enabled():
+        return _pack(u)
+    key = (u._version, u.data_ptr(), u.stride())
+    hit = getattr(u, "_rnnkit_panels", None)
+    if hit is None or hit[0] != key:
+        with torch.inference_mode(False):  # an ordinary tensor, kept across calls
+            hit = (key, _pack(u))
+        u._rnnkit_panels = hit
+    return hit[1]
+
+
+def simple_rnn_forward(a, h, u, mask, activation: str) -> None:
+    """`a`, `h`: `(T + 1, B, H)`; `a[1:]` holds `x W + b` and becomes the activations, `h`
+    (which is `a` when unmasked) the states; row 0 of both is `h_0`. `u`: `(H, H)`."""
+    steps, batch, units = a.shape[0] - 1, a.shape[1], a.shape[2]
+    _call(
+        "simple_rnn_forward",
+        a,
+        *(a, h, _forward_panels(u), _mask_bytes(mask)),
+        *(steps, batch, units, ACTIVATIONS[activation], torch.get_num_threads()),
+    )
+
+
+def simple_rnn_backward(grad, a, u, mask, activation: str, accumulate: bool) -> None:
+    """`grad`: `(T + 1, B, H)` from `simple_rnn.state_gradients`; rows 1.. become `dz_t` and
+    row 0 `dL/dh_0`. `a`: the activations from the forward loop. `u`: `(H, H)`."""
+    steps, batch, units = a.shape[0] - 1, a.shape[1], a.shape[2]
+    _call(
+        "simple_rnn_backward",
+        a,
+        *(grad, a, _pack(u.t()), _mask_bytes(mask)),
+        *(steps, batch, units, ACTIVATIONS[activation], accumulate, torch.get_num_threads()),
+    )
+
+
+def gru_forward(zrh, n, states, diff, u, mask, activation: str, recurrent: str) -> None:
+    """`zrh`: `(T, B, 3H)` holding `[x W_zr + b_zr + b'_zr, b'_h]`, which becomes
+    `[z, r, h_{t-1} U_h + b'_h]`; `n`: `(T, B, H)`, `x W_h + b_h`, which becomes the candidates;
+    `states`: `(T + 1, B, H)` with row 0 `h_0`; `diff`: `(T, B, H)` gets `h_{t-1} - n_t`."""
+    steps, batch, units = n.shape
+    _call(
+        "gru_forward",
+        n,
+        *(
+            zrh,
+            n,
+            states,
+            diff,
+            _forward_panels(u),
+            _mask_bytes(mask),
+        ),
+        *(
+            steps,
+            batch,
+            units,
+            ACTIVATIONS[activation],
+            ACTIVATIONS[recurrent],
+            torch.get_num_threads(),
+        ),
+    )
+
+
+def gru_backward(grad, d, dn, zrh, n, diff, u, mask, activation, recurrent, accumulate) -> None:
+    """`grad`: `(T + 1, B, H)` as for SimpleRNN; `d`: `(T, B, 3H)` gets `[dz', dr', dn' r]`
+    and `dn`: `(T, B, H)` `dn'`; the rest are the forward loop's buffers."""
+    steps, batch, units = n.shape
+    codes = (ACTIVATIONS[activation], ACTIVATIONS[recurrent])
+    _call(
+        "gru_backward",
+        n,
+        *(grad, d, dn, zrh, n, diff, _pack(u.t()), _mask_bytes(mask)),
+        *(steps, batch, units, *codes, accumulate, torch.get_num_threads()),
+    )
+
+
+def lstm_forward(gates, h, c, new_c, squashed, u, mask, activation, recurrent) -> None:
+    """`gates`: `(T, B, 4H)` holding `x W + b`, which becomes `[i, f, g, o]`; `h`, `c`:
+    `(T + 1, B, H)` with row 0 `h_0`, `c_0`; `new_c`: `c'` before the mask (`c` itself when
+    unmasked); `squashed`: `(T, B, H)` gets `act(c')`. `u`: `(H, 4H)`."""
+    steps, batch, units = squashed.shape
+    _call(
+        "lstm_forward",
+        h,
+        *(
+            gates,
+            h,
+            c,
+            new_c,
+            squashed,
+            _forward_panels(u),
+            _mask_bytes(mask),
+        ),
+        *(
+            steps,
+            batch,
+            units,
+            ACTIVATIONS[activation],
+            ACTIVATIONS[recurrent],
+            torch.get_num_threads(),
+        ),
+    )
+
+
+def lstm_backward(gh, gc, dz, gates, c, squashed, u, mask, activation, recurrent, accumulate):
+    """`gh`: `(T + 1, B, H)` as `grad` for SimpleRNN; `gc`: `(B, H)`, `dL/dc_T` (zeros if
+    none), which becomes `dL/dc_0`; `dz`: `(T, B, 4H)` gets the gates' pre-activation
+    gradients; the rest are the forward loop's buffers."""
+    steps, batch, units = squashed.shape
+    codes = (ACTIVATIONS[activation], ACTIVATIONS[recurrent])
+    _call(
+        "lstm_backward",
+        gh,
+        *(gh, gc, dz, gates, c, squashed, _pack(u.t()), _mask_bytes(mask)),
+        *(steps, batch, units, *codes, accumulate, torch.get_num_threads()),
+    )
