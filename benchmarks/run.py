@@ -260,7 +260,8 @@ FLOOR_NOTE = (
     "the time `torch.mm` measured for its own shape on this machine (the per-step products of "
     "a recurrence are small, e.g. 32×128 by 128×384, and run well below the 1024×1024 sgemm "
     "rate); no implementation that calls torch's GEMM once per product and step gets past it. "
-    "*× floor*: how many times longer than that rnnkit takes."
+    "rnnkit's compiled time loops run the per-step products themselves, with `U` packed once "
+    "per call, and can. *× floor*: how many times longer than that rnnkit takes."
 )
 LATENCY_NOTE = (
     "`predict` is `model.predict(x)`; `model(x)` calls the model directly (rnnkit and torch "
