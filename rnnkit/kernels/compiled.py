@@ -71,19 +71,20 @@ def missing(*tensors: torch.Tensor | None) -> str | None:
     return None
 
 
-def _call(name: str, like: torch.Tensor, *args):
-    fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[like.dtype]}")
-    converted = []
-    for a in args:  # tensors by address; the ints (sizes, codes, flags) as C ints
-        if isinstance(a, torch.Tensor):
-            if not a.is_contiguous():  # the loops index flat memory
-                raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous buffer")
-            converted.append(ctypes.c_void_p(a.data_ptr()))
-        elif a is None:
-            converted.append(ctypes.c_void_p(None))
-        else:
-            converted.append(ctypes.c_int(int(a)))
-    fn(*converted)
+def _loop(name, buffers, mask, shape, activations, *flags) -> None:
+    """Call loop `name` for the buffers' dtype: `buffers` (tensors, by address), the mask's
+    bytes, `shape` `(T, B, H)`, the activations' codes, `flags` and the thread count."""
+    for t in buffers:
+        if not t.is_contiguous():  # the loops index flat memory
+            raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous buffer")
+    fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[buffers[0].dtype]}")
+    mask = _mask_bytes(mask)
+    ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, torch.get_num_threads())
+    fn(
+        *(ctypes.c_void_p(t.data_ptr()) for t in buffers),
+        ctypes.c_void_p(None if mask is None else mask.data_ptr()),
+        *(ctypes.c_int(int(i)) for i in ints),
+    )
 
 
 def _mask_bytes(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -121,104 +122,45 @@ def _forward_panels(u: torch.Tensor) -> torch.Tensor:
 def simple_rnn_forward(a, h, u, mask, activation: str) -> None:
     """`a`, `h`: `(T + 1, B, H)`; `a[1:]` holds `x W + b` and becomes the activations, `h`
     (which is `a` when unmasked) the states; row 0 of both is `h_0`. `u`: `(H, H)`."""
-    steps, batch, units = a.shape[0] - 1, a.shape[1], a.shape[2]
-    _call(
-        "simple_rnn_forward",
-        a,
-        *(a, h, _forward_panels(u), _mask_bytes(mask)),
-        *(steps, batch, units, ACTIVATIONS[activation], torch.get_num_threads()),
-    )
+    shape = (a.shape[0] - 1, *a.shape[1:])
+    _loop("simple_rnn_forward", (a, h, _forward_panels(u)), mask, shape, (activation,))
 
 
 def simple_rnn_backward(grad, a, u, mask, activation: str, accumulate: bool) -> None:
     """`grad`: `(T + 1, B, H)` from `simple_rnn.state_gradients`; rows 1.. become `dz_t` and
-    row 0 `dL/dh_0`. `a`: the activations from the forward loop. `u`: `(H, H)`."""
-    steps, batch, units = a.shape[0] - 1, a.shape[1], a.shape[2]
-    _call(
-        "simple_rnn_backward",
-        a,
-        *(grad, a, _pack(u.t()), _mask_bytes(mask)),
-        *(steps, batch, units, ACTIVATIONS[activation], accumulate, torch.get_num_threads()),
-    )
+    row 0 `dL/dh_0` (added to the output's gradients, or written: `accumulate`). `a`: the
+    activations from the forward loop. `u`: `(H, H)`."""
+    shape = (a.shape[0] - 1, *a.shape[1:])
+    buffers = (grad, a, _pack(u.t()))
+    _loop("simple_rnn_backward", buffers, mask, shape, (activation,), accumulate)
 
 
 def gru_forward(zrh, n, states, diff, u, mask, activation: str, recurrent: str) -> None:
     """`zrh`: `(T, B, 3H)` holding `[x W_zr + b_zr + b'_zr, b'_h]`, which becomes
     `[z, r, h_{t-1} U_h + b'_h]`; `n`: `(T, B, H)`, `x W_h + b_h`, which becomes the candidates;
     `states`: `(T + 1, B, H)` with row 0 `h_0`; `diff`: `(T, B, H)` gets `h_{t-1} - n_t`."""
-    steps, batch, units = n.shape
-    _call(
-        "gru_forward",
-        n,
-        *(
-            zrh,
-            n,
-            states,
-            diff,
-            _forward_panels(u),
-            _mask_bytes(mask),
-        ),
-        *(
-            steps,
-            batch,
-            units,
-            ACTIVATIONS[activation],
-            ACTIVATIONS[recurrent],
-            torch.get_num_threads(),
-        ),
-    )
+    buffers = (zrh, n, states, diff, _forward_panels(u))
+    _loop("gru_forward", buffers, mask, n.shape, (activation, recurrent))
 
 
 def gru_backward(grad, d, dn, zrh, n, diff, u, mask, activation, recurrent, accumulate) -> None:
     """`grad`: `(T + 1, B, H)` as for SimpleRNN; `d`: `(T, B, 3H)` gets `[dz', dr', dn' r]`
     and `dn`: `(T, B, H)` `dn'`; the rest are the forward loop's buffers."""
-    steps, batch, units = n.shape
-    codes = (ACTIVATIONS[activation], ACTIVATIONS[recurrent])
-    _call(
-        "gru_backward",
-        n,
-        *(grad, d, dn, zrh, n, diff, _pack(u.t()), _mask_bytes(mask)),
-        *(steps, batch, units, *codes, accumulate, torch.get_num_threads()),
-    )
+    buffers = (grad, d, dn, zrh, n, diff, _pack(u.t()))
+    _loop("gru_backward", buffers, mask, n.shape, (activation, recurrent), accumulate)
 
 
 def lstm_forward(gates, h, c, new_c, squashed, u, mask, activation, recurrent) -> None:
     """`gates`: `(T, B, 4H)` holding `x W + b`, which becomes `[i, f, g, o]`; `h`, `c`:
     `(T + 1, B, H)` with row 0 `h_0`, `c_0`; `new_c`: `c'` before the mask (`c` itself when
     unmasked); `squashed`: `(T, B, H)` gets `act(c')`. `u`: `(H, 4H)`."""
-    steps, batch, units = squashed.shape
-    _call(
-        "lstm_forward",
-        h,
-        *(
-            gates,
-            h,
-            c,
-            new_c,
-            squashed,
-            _forward_panels(u),
-            _mask_bytes(mask),
-        ),
-        *(
-            steps,
-            batch,
-            units,
-            ACTIVATIONS[activation],
-            ACTIVATIONS[recurrent],
-            torch.get_num_threads(),
-        ),
-    )
+    buffers = (gates, h, c, new_c, squashed, _forward_panels(u))
+    _loop("lstm_forward", buffers, mask, squashed.shape, (activation, recurrent))
 
 
 def lstm_backward(gh, gc, dz, gates, c, squashed, u, mask, activation, recurrent, accumulate):
     """`gh`: `(T + 1, B, H)` as `grad` for SimpleRNN; `gc`: `(B, H)`, `dL/dc_T` (zeros if
     none), which becomes `dL/dc_0`; `dz`: `(T, B, 4H)` gets the gates' pre-activation
     gradients; the rest are the forward loop's buffers."""
-    steps, batch, units = squashed.shape
-    codes = (ACTIVATIONS[activation], ACTIVATIONS[recurrent])
-    _call(
-        "lstm_backward",
-        gh,
-        *(gh, gc, dz, gates, c, squashed, _pack(u.t()), _mask_bytes(mask)),
-        *(steps, batch, units, *codes, accumulate, torch.get_num_threads()),
-    )
+    buffers = (gh, gc, dz, gates, c, squashed, _pack(u.t()))
+    _loop("lstm_backward", buffers, mask, squashed.shape, (activation, recurrent), accumulate)
