@@ -27,6 +27,10 @@ then n. The last state is a separate output, so a layer that returns only it sen
 gradient for the other steps. On a wide CPU batch a tanh candidate runs as
 `2 sigmoid(2p) - 1` (see `simple_rnn._tanh_of_twice`), with `2p` from doubled weights.
 With no gradient to compute, `gru_states` runs the forward loop alone, with no autograd node.
+
+On CPU in float32/float64 with `reset_after`, both loops run compiled (`compiled.py`,
+`_loops.cpp`), on these same buffers; the loops below, with the tanh trick, run where the
+compiled ones cannot.
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ The cell is Keras' (`rnnkit.layers._lstm.LSTMCell`, gate blocks i, f, c, o):
                dL/dc_{t-1} = gc' f + (1 - m) gc
                dU = sum_t h_{t-1}^T dz_t, dW = sum_t x_t^T dz_t      one GEMM each, after the loop
 
-`act'` and `σ'` are written in terms of the outputs (see `simple_rnn.ACTIVATIONS`), and
-every factor that does not depend on the recurrence is computed for all steps at once
-before the backward loop. Everything is time-major inside, `(T, B, ...)`.
+`act'` and `σ'` are written in terms of the outputs (see `simple_rnn.ACTIVATIONS`).
+Everything is time-major inside, `(T, B, ...)`. On CPU in float32/float64 both loops run
+compiled (`compiled.py`, `_loops.cpp`), on these same buffers; the Python loops below run
+where the compiled ones cannot, the backward one computing every factor that does not
+depend on the recurrence for all steps at once first.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ contiguous slab, and one buffer holds `g_t` and then, in place, `dz_t`. The last
 state is a separate output: a layer that returns only it sends no gradient for
 the other steps, and the backward pass then neither makes nor reads one. With no
 gradient to compute, `simple_rnn_states` runs the forward loop alone, no node.
+
+On CPU in float32/float64 both loops run compiled (`compiled.py`, `_loops.cpp`), on these
+same buffers; the loops below, with the tanh trick, run where the compiled ones cannot.
 """
 
 from __future__ import annotations
