@@ -21,6 +21,7 @@ import importlib.util
 import itertools
 import platform
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -32,13 +33,24 @@ from rnnkit.kernels.gru import gru_states
 from rnnkit.kernels.lstm import lstm_states
 from rnnkit.kernels.simple_rnn import simple_rnn_states
 
+OPENMP_PROBE = "#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
-def test_the_loops_are_built_where_a_compiler_is():
+
+def test_the_loops_are_built_where_a_compiler_is(tmp_path):
+    """Where `c++ -fopenmp` works (what setup.py needs), the loops must have been built and
+    loaded: an install that silently lost them would run every recurrence in Python."""
     compiler = shutil.which("c++") or shutil.which("g++")
     if platform.system() != "Linux" or compiler is None:
         pytest.skip("no C++ compiler on Linux here: the loops need not be built")
+    probe = tmp_path / "probe.cpp"
+    probe.write_text(OPENMP_PROBE)
+    built = subprocess.run(
+        [compiler, "-fopenmp", str(probe), "-o", str(tmp_path / "probe")], capture_output=True
+    )
+    if built.returncode != 0:
+        pytest.skip(f"{compiler} cannot build OpenMP code here: the loops need not be built")
     assert compiled.LIBRARY is not None, (
-        f"{compiler} exists but the compiled loops did not load: {compiled.BUILD}. "
+        f"{compiler} builds OpenMP code but the compiled loops did not load: {compiled.BUILD}. "
         "Rebuild them with `pip install -e .` (setup.py compiles rnnkit/kernels/_loops.cpp)."
     )
 
