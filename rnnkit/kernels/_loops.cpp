@@ -383,19 +383,29 @@ void simple_rnn_backward(T* g, const T* a, const T* ut, const uint8_t* mask, int
 }
 
 // ---- GRU (reset_after) ---------------------------------------------------------------------
-// zrh: (T, B, 3H), on entry [x W_zr + b_zr + b'_zr, b'_h]; on return [z, r, hu_h] with
-// hu_h = h_{t-1} U_h + b'_h. n: (T, B, H), on entry x W_h + b_h, on return the candidates.
+// zrh: (T, B, 3H), on entry x W + [b_zr + b'_zr, b_h]; on return [z, r, hu_h] with
+// hu_h = h_{t-1} U_h + b'_h (bias_h: b'_h, or nullptr for none). n: (T, B, H) gets the
+// candidates.
 // h: (T + 1, B, H), h[0] = h_0. diff: (T, B, H), h_{t-1} - n_t. u: (H, 3H).
 
 template <typename T>
-void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const uint8_t* mask, int steps,
-                 int batch, int units, int act, int sigma, int threads) {
+void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h,
+                 const uint8_t* mask, int steps, int batch, int units, int act, int sigma,
+                 int threads) {
   const long slab = (long)batch * units;
   const int width = 3 * units;
   split_forward<T>(batch, units, threads, [=](const Share& s) {
     for (int t = 0; t < steps; t++) {
       T* gates = zrh + (long)t * batch * width;
       const T* prev = h + t * slab;
+      for (int r = s.first; r < s.last; r++) {  // block h: x W_h + b_h out, b'_h in
+        T* block = gates + (long)r * width + 2 * units;
+        T* cand = n_all + t * slab + (long)r * units;
+        over_range<T>(s.lo, s.hi, [&](int j, int w) {
+          store(cand + j, load(block + j, w), w);
+          store(block + j, bias_h != nullptr ? load(bias_h + j, w) : V<T>{}, w);
+        });
+      }
       gate_products<T>(prev, u, gates, 3, units, s);
       for (int r = s.first; r < s.last; r++) {
         T* z = gates + (long)r * width;
@@ -581,9 +591,9 @@ void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squ
   (T* a, T* h, const T* u, const uint8_t* m, int s, int b, int n, int act, int th)
 #define SIMPLE_BACKWARD(T) \
   (T* g, const T* a, const T* ut, const uint8_t* m, int s, int b, int n, int act, int acc, int th)
-#define GRU_FORWARD(T)                                                                   \
-  (T* zrh, T* cand, T* h, T* diff, const T* u, const uint8_t* m, int s, int b, int n, int act, \
-   int sig, int th)
+#define GRU_FORWARD(T)                                                                  \
+  (T* zrh, T* cand, T* h, T* diff, const T* u, const T* bh, const uint8_t* m, int s, int b, \
+   int n, int act, int sig, int th)
 #define GRU_BACKWARD(T)                                                                \
   (T* g, T* d, T* dn, const T* zrh, const T* cand, const T* diff, const T* ut,         \
    const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int th)
@@ -598,7 +608,7 @@ void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squ
 RNNKIT_BOTH(pack, PACK, (b, sk, sn, k, n, panels))
 RNNKIT_BOTH(simple_rnn_forward, SIMPLE_FORWARD, (a, h, u, m, s, b, n, act, th))
 RNNKIT_BOTH(simple_rnn_backward, SIMPLE_BACKWARD, (g, a, ut, m, s, b, n, act, acc != 0, th))
-RNNKIT_BOTH(gru_forward, GRU_FORWARD, (zrh, cand, h, diff, u, m, s, b, n, act, sig, th))
+RNNKIT_BOTH(gru_forward, GRU_FORWARD, (zrh, cand, h, diff, u, bh, m, s, b, n, act, sig, th))
 RNNKIT_BOTH(gru_backward, GRU_BACKWARD,
             (g, d, dn, zrh, cand, diff, ut, m, s, b, n, act, sig, acc != 0, th))
 RNNKIT_BOTH(lstm_forward, LSTM_FORWARD, (gates, h, c, nc, sq, u, m, s, b, n, act, sig, th))

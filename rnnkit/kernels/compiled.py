@@ -72,19 +72,25 @@ def missing(*tensors: torch.Tensor | None) -> str | None:
 
 
 def _loop(name, buffers, mask, shape, activations, *flags) -> None:
-    """Call loop `name` for the buffers' dtype: `buffers` (tensors, by address), the mask's
-    bytes, `shape` `(T, B, H)`, the activations' codes, `flags` and the thread count."""
+    """Call loop `name` for the buffers' dtype: `buffers` (tensors by address, None a null
+    pointer), the mask's bytes, `shape` `(T, B, H)`, the activations' codes, `flags` and the
+    thread count."""
     for t in buffers:
-        if not t.is_contiguous():  # the loops index flat memory
+        if t is not None and not t.is_contiguous():  # the loops index flat memory
             raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous buffer")
     fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[buffers[0].dtype]}")
     mask = _mask_bytes(mask)
     ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, torch.get_num_threads())
-    fn(
-        *(ctypes.c_void_p(t.data_ptr()) for t in buffers),
-        ctypes.c_void_p(None if mask is None else mask.data_ptr()),
-        *(ctypes.c_int(int(i)) for i in ints),
-    )
+    fn(*(_address(t) for t in buffers), _address(mask), *(ctypes.c_int(int(i)) for i in ints))
+
+
+def _address(t: torch.Tensor | None) -> ctypes.c_void_p:
+    return ctypes.c_void_p(None if t is None else t.data_ptr())
+
+
+def _optional(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A small optional buffer (a bias), contiguous, or None."""
+    return None if t is None else t.contiguous()
 
 
 def _mask_bytes(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -135,11 +141,12 @@ def simple_rnn_backward(grad, a, u, mask, activation: str, accumulate: bool) -> 
     _loop("simple_rnn_backward", buffers, mask, shape, (activation,), accumulate)
 
 
-def gru_forward(zrh, n, states, diff, u, mask, activation: str, recurrent: str) -> None:
-    """`zrh`: `(T, B, 3H)` holding `[x W_zr + b_zr + b'_zr, b'_h]`, which becomes
-    `[z, r, h_{t-1} U_h + b'_h]`; `n`: `(T, B, H)`, `x W_h + b_h`, which becomes the candidates;
-    `states`: `(T + 1, B, H)` with row 0 `h_0`; `diff`: `(T, B, H)` gets `h_{t-1} - n_t`."""
-    buffers = (zrh, n, states, diff, _forward_panels(u))
+def gru_forward(zrh, n, states, diff, u, bias_h, mask, activation: str, recurrent: str) -> None:
+    """`zrh`: `(T, B, 3H)` holding `x W + [b_zr + b'_zr, b_h]`, which becomes
+    `[z, r, h_{t-1} U_h + b'_h]` (`bias_h`: `b'_h`, or None); `n`: `(T, B, H)` gets the
+    candidates; `states`: `(T + 1, B, H)` with row 0 `h_0`; `diff`: `(T, B, H)` gets
+    `h_{t-1} - n_t`."""
+    buffers = (zrh, n, states, diff, _forward_panels(u), _optional(bias_h))
     _loop("gru_forward", buffers, mask, n.shape, (activation, recurrent))
 
 

@@ -79,6 +79,21 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
     zrh = x.new_empty(steps, batch, 3 * units)
     xh = x.new_empty(steps, batch, units)
     flat = zrh.view(-1, 3 * units)
+    states = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T: h_{t-1} needs no copy
+    states[0] = h0
+    diff = x.new_empty(steps, batch, units)
+    if in_c:  # one GEMM, x W + [b_zr + b'_zr, b_h]; each step the loop moves block h
+        # (x W_h + b_h) to the candidates' buffer and restarts it from b'_h
+        if b_zr is None and b_h is None:
+            torch.mm(x_tm, kernel, out=flat)
+        else:
+            parts = ((b_zr, 2 * units), (b_h, units))
+            bias = torch.cat([b if b is not None else x.new_zeros(k) for b, k in parts])
+            torch.addmm(bias, x_tm, kernel, out=flat)
+        b_rec_h = b_rec[hh] if b_rec is not None else None
+        codes = (act_name, sigma_name)
+        compiled.gru_forward(zrh, xh, states, diff, recurrent_kernel, b_rec_h, mask, *codes)
+        return x_tm, zrh, xh, states, diff
     for out, w, b in ((flat[:, zr], w_zr, b_zr), (xh.view(-1, units), w_h, b_h)):
         if b is None:
             torch.mm(x_tm, w, out=out)
@@ -86,12 +101,6 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
             torch.addmm(b, x_tm, w, out=out)
     if after:
         zrh[..., hh] = b_rec[hh] if b_rec is not None else 0
-    states = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T: h_{t-1} needs no copy
-    states[0] = h0
-    diff = x.new_empty(steps, batch, units)
-    if in_c:
-        compiled.gru_forward(zrh, xh, states, diff, recurrent_kernel, mask, act_name, sigma_name)
-        return x_tm, zrh, xh, states, diff
     new = x.new_empty(batch, units) if mask is not None else None
     h = states.unbind(0)
     keep = mask.unbind(0) if mask is not None else (None,) * steps
