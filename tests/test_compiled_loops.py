@@ -414,6 +414,16 @@ def test_missing_is_none_for_float32_and_float64_on_cpu():
     assert compiled.missing() is None
 
 
+@needs_loops
+def test_missing_refuses_mixed_dtypes():
+    """The loops read every buffer as one dtype: float32 inputs with float64 weights would be
+    read as garbage, so they keep the Python loop."""
+    why = compiled.missing(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+    assert why == (
+        "the compiled loops run one dtype at a time, not ['torch.float32', 'torch.float64']"
+    )
+
+
 def test_missing_says_why_when_the_library_is_not_there(monkeypatch):
     monkeypatch.setattr(compiled, "LIBRARY", None)
     monkeypatch.setattr(compiled, "BUILD", "disabled for this test")

@@ -61,6 +61,7 @@ def missing(*tensors: torch.Tensor | None) -> str | None:
     """Why the compiled loops cannot run on these tensors, or None when they can."""
     if LIBRARY is None:
         return BUILD
+    dtypes = set()
     for t in tensors:
         if t is None:
             continue
@@ -68,6 +69,9 @@ def missing(*tensors: torch.Tensor | None) -> str | None:
             return f"the compiled loops run on CPU, not {t.device.type}"
         if t.dtype not in _SUFFIX:
             return f"the compiled loops run float32 and float64, not {t.dtype}"
+        dtypes.add(t.dtype)
+    if len(dtypes) > 1:
+        return f"the compiled loops run one dtype at a time, not {sorted(map(str, dtypes))}"
     return None
 
 
@@ -75,9 +79,9 @@ def _loop(name, buffers, mask, shape, activations, *flags) -> None:
     """Call loop `name` for the buffers' dtype: `buffers` (tensors by address, None a null
     pointer), the mask's bytes, `shape` `(T, B, H)`, the activations' codes, `flags` and the
     thread count."""
-    for t in buffers:
-        if t is not None and not t.is_contiguous():  # the loops index flat memory
-            raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous buffer")
+    for t in buffers:  # the loops index flat memory of one dtype
+        if t is not None and (not t.is_contiguous() or t.dtype != buffers[0].dtype):
+            raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous or mixed buffer")
     fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[buffers[0].dtype]}")
     mask = _mask_bytes(mask)
     ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, torch.get_num_threads())
