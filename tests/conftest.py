@@ -123,7 +123,6 @@ def parse_summary(text: str):
 def python_loops(monkeypatch):
     """Run the fused kernels' time loops in Python, as where the compiled loops are not built:
     LSTM then runs torch's own kernel on CPU (its path where the loops are missing)."""
-    from rnnkit.kernels import compiled
+    from kernel_cases import turn_off_loops
 
-    monkeypatch.setattr(compiled, "LIBRARY", None)
-    monkeypatch.setattr(compiled, "BUILD", "the compiled loops are off for this test")
+    turn_off_loops(monkeypatch)

@@ -129,6 +129,18 @@ def assert_masked_bidirectional_runs_fused(layer_class, path_prefix):
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
 
 
+LOOPS_OFF = "the compiled loops are off for this test"
+
+
+def turn_off_loops(monkeypatch) -> None:
+    """Run the fused kernels' time loops in Python, as where the compiled loops are not built
+    (`compiled.missing` then gives `LOOPS_OFF`)."""
+    from rnnkit.kernels import compiled
+
+    monkeypatch.setattr(compiled, "LIBRARY", None)
+    monkeypatch.setattr(compiled, "BUILD", LOOPS_OFF)
+
+
 def choose_loops(loops: str, request) -> None:
     """Run the fused kernels' time loops in Python ("python") or compiled ("compiled", skipped
     where the loops are not built)."""

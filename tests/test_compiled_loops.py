@@ -26,6 +26,7 @@ import subprocess
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_cases import LOOPS_OFF, turn_off_loops
 
 import rnnkit
 from rnnkit.kernels import compiled
@@ -119,8 +120,7 @@ def _run(cell, function, inputs, loss_of, use_compiled):
     with pytest.MonkeyPatch.context() as patch:
         _spy_on(patch, cell, calls)
         if not use_compiled:
-            patch.setattr(compiled, "LIBRARY", None)
-            patch.setattr(compiled, "BUILD", "disabled for this test")
+            turn_off_loops(patch)
         leaves = [t.detach().clone().requires_grad_() for t in inputs]
         outputs = function(*leaves)
         grads = torch.autograd.grad(loss_of(outputs), leaves)
@@ -425,10 +425,9 @@ def test_missing_refuses_mixed_dtypes():
 
 
 def test_missing_says_why_when_the_library_is_not_there(monkeypatch):
-    monkeypatch.setattr(compiled, "LIBRARY", None)
-    monkeypatch.setattr(compiled, "BUILD", "disabled for this test")
-    assert compiled.missing(torch.zeros(2)) == "disabled for this test"
-    assert compiled.missing() == "disabled for this test"
+    turn_off_loops(monkeypatch)
+    assert compiled.missing(torch.zeros(2)) == LOOPS_OFF
+    assert compiled.missing() == LOOPS_OFF
 
 
 # ---- which loop each layer names ----------------------------------------------------------
@@ -458,7 +457,6 @@ def test_layers_name_the_compiled_loop(layer_class):
 )
 def test_layers_without_the_loops(layer_class, words, monkeypatch):
     layer = _built(getattr(rnnkit.layers, layer_class))
-    monkeypatch.setattr(compiled, "LIBRARY", None)
-    monkeypatch.setattr(compiled, "BUILD", "disabled for this test")
+    turn_off_loops(monkeypatch)
     assert words in layer.kernel_path
     assert "compiled time loop" not in layer.kernel_path
