@@ -92,11 +92,6 @@ def _address(t: torch.Tensor | None) -> ctypes.c_void_p:
     return ctypes.c_void_p(None if t is None else t.data_ptr())
 
 
-def _optional(t: torch.Tensor | None) -> torch.Tensor | None:
-    """A small optional buffer (a bias), contiguous, or None."""
-    return None if t is None else t.contiguous()
-
-
 def _mask_bytes(mask: torch.Tensor | None) -> torch.Tensor | None:
     """A `(T, B, 1)` boolean mask as the `(T, B)` bytes the loops read."""
     return None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).view(torch.uint8)
@@ -150,7 +145,8 @@ def gru_forward(zrh, n, states, diff, u, bias_h, mask, activation: str, recurren
     `[z, r, h_{t-1} U_h + b'_h]` (`bias_h`: `b'_h`, or None); `n`: `(T, B, H)` gets the
     candidates; `states`: `(T + 1, B, H)` with row 0 `h_0`; `diff`: `(T, B, H)` gets
     `h_{t-1} - n_t`."""
-    buffers = (zrh, n, states, diff, _forward_panels(u), _optional(bias_h))
+    bias_h = None if bias_h is None else bias_h.contiguous()
+    buffers = (zrh, n, states, diff, _forward_panels(u), bias_h)
     _loop("gru_forward", buffers, mask, n.shape, (activation, recurrent))
 
 
