@@ -28,6 +28,7 @@ Example:
 import math
 
 import torch
+from torch.autograd.graph import increment_version
 
 from rnnkit import schedules
 from rnnkit.losses import _snake_case
@@ -226,6 +227,10 @@ class _KerasAdam(torch.optim.Optimizer):
                     amsgrad=group["amsgrad"],
                     maximize=False,
                 )
+                # The fused kernel writes the weights without moving their version counters,
+                # which tell the kernels' cached weight layouts (predict) that they changed.
+                for p in params:
+                    increment_version(p)
                 continue
             # The per-tensor formula below, run as one op per line for all tensors at once
             # (the same element-wise operations, so the same numbers, without a Python loop):

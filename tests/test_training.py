@@ -17,7 +17,7 @@ from conftest import assert_close, copy_weights
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import rnnkit
-from rnnkit import Input, Sequential
+from rnnkit import Input, Sequential, layers
 from rnnkit.callbacks import Callback
 from rnnkit.layers import Dense, Dropout, Embedding, SimpleRNN
 from rnnkit.optimizers import SGD
@@ -710,3 +710,26 @@ def test_fit_check_falls_back_to_the_whole_batch_for_a_layer_written_for_its_siz
     for _ in range(2):  # the second fit finds the model built
         history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("layer", [layers.SimpleRNN, layers.GRU, layers.LSTM])
+def test_predict_after_fit_sees_the_trained_weights(layer, optimizer):
+    """`predict` keeps the kernels' weight layouts between calls; a fit in between (torch's
+    fused Adam kernel included, which writes the weights behind autograd's back) must renew
+    them. The oracle: a fresh model given the trained weights."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 10, 3)).astype("float32"), rng.normal(size=(32, 1))
+
+    def model():
+        return Sequential([Input((10, 3)), layer(8), layers.Dense(1)])
+
+    trained = model()
+    trained.compile(optimizer=optimizer, loss="mse")
+    before = trained.predict(x, verbose=0)
+    trained.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    fresh = model()
+    fresh.set_weights(trained.get_weights())
+    after = trained.predict(x, verbose=0)
+    assert np.abs(after - before).max() > 1e-3  # the fit changed the predictions
+    np.testing.assert_array_equal(after, fresh.predict(x, verbose=0))
