@@ -8,6 +8,9 @@ Keras and in rnnkit, gives Keras random weights, copies them into rnnkit with
 import os
 
 os.environ["KERAS_BACKEND"] = "torch"
+# Keras on torch moves to a GPU when there is one; the oracle stays on the CPU, in full
+# float32 (cuDNN would round to TF32), where rnnkit's CPU layers are compared with it.
+os.environ["KERAS_TORCH_DEVICE"] = "cpu"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

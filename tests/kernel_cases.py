@@ -53,7 +53,7 @@ def mask_tensor(name, batch=B, steps=T):
 def outputs_and_grads(layer, x, states, mask, probe=None):
     """The layer's outputs on `x`, and the gradients of a random projection of them with
     respect to `x`, the initial `states` and every weight."""
-    out = layer(x, initial_state=states, mask=mask)
+    out = layer(x, initial_state=states or None, mask=mask)
     out = out if isinstance(out, list) else [out]
     if probe is None:
         rng = np.random.default_rng(1)

@@ -46,6 +46,8 @@ class GRUCell(DenseRNNCell):
     """
 
     gates = 3
+    # The activations torch's own kernel computes (its fast path on a GPU: cuDNN).
+    torch_activations = (("tanh", "sigmoid"),)
 
     def __init__(self, units, recurrent_activation="sigmoid", reset_after=True, **kwargs):
         super().__init__(units, **kwargs)

@@ -47,6 +47,8 @@ class LSTMCell(DenseRNNCell):
     """
 
     gates = 4
+    # The activations torch's own kernel computes (its fast path on a GPU: cuDNN).
+    torch_activations = (("tanh", "sigmoid"),)
     state_names = ("h", "c")  # the order of `states`, named in error messages
 
     @property

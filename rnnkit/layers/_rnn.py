@@ -510,7 +510,8 @@ class RNN(Layer):
                     "Keep the batch size fixed (e.g. batch_size= in fit/predict, or "
                     "Input(batch_size=...)), or call reset_states() before changing it."
                 )
-            return self.states
+            # Carried states stay where they were made (the layer may have moved since).
+            return [s.to(device) for s in self.states]
         return self.get_initial_state(batch, device=device)
 
     # --------------------------------------------------------------- loop
@@ -638,18 +639,16 @@ def time_loop(layer) -> tuple[bool, str]:
 
 
 def torch_kernel_blocker(layer, mask, batch=None) -> str | None:
-    """Why torch's fused LSTM/GRU cannot run this call (None if it can), asked once
+    """Why torch's fused RNN/LSTM/GRU cannot run this call (None if it can), asked once
     `loop_only_reason` has found a fused path possible."""
     cell = layer.cell
-    names = (
-        activations.serialize(cell.activation),
-        activations.serialize(cell.recurrent_activation),
-    )
-    if names != ("tanh", "sigmoid"):
-        return (
-            f"activation={names[0]!r}, recurrent_activation={names[1]!r}: torch's kernel "
-            "has tanh and sigmoid"
-        )
+    kinds = cell.torch_activations  # e.g. (("tanh", "sigmoid"),)
+    args = ("activation", "recurrent_activation")[: len(kinds[0])]
+    names = tuple(activations.serialize(getattr(cell, arg)) for arg in args)
+    if names not in kinds:
+        got = ", ".join(f"{arg}={name!r}" for arg, name in zip(args, names))
+        has = " or ".join(" and ".join(kind) for kind in kinds)
+        return f"{got}: torch's kernel has {has}"
     if mask is not None and not bool(mask.all()):
         return "masked steps: torch's kernel has no per-step mask"
     weight = getattr(cell, "kernel", None)  # None before the layer is built: CPU then

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from rnnkit import activations
 from rnnkit.kernels.simple_rnn import simple_rnn_states
+from rnnkit.kernels.torch_rnn import rnn_sequence
 from rnnkit.layers._rnn import (
     CellLayer,
     DenseRNNCell,
     loop_only_reason,
     outputs_of_fused,
     time_loop,
+    torch_kernel_blocker,
 )
 
 
@@ -34,6 +36,8 @@ class SimpleRNNCell(DenseRNNCell):
     """
 
     gates = 1
+    # The activations torch's own kernel computes (its fast path on a GPU: cuDNN).
+    torch_activations = (("tanh",), ("relu",))
 
     def call(self, x_t, states, training=False):
         x_t, h_prev = self.drop(x_t, states[0])
@@ -75,8 +79,26 @@ class SimpleRNN(CellLayer):
         why = loop_only_reason(self, SimpleRNNCell, training)
         if why:
             return None, f"reference loop ({why})"
-        loop = time_loop(self)[1]
+        in_c, loop = time_loop(self)
+        weight = getattr(self.cell, "kernel", None)  # None before the layer is built: CPU then
+        if weight is not None and weight.device.type == "cuda":
+            blocker = torch_kernel_blocker(self, mask, batch)
+            if not blocker:
+                # One cuDNN call, where the fused loop would launch its kernels at every step.
+                name = activations.serialize(self.cell.activation)
+                return self._torch_recurrence, f"torch's fused RNN (torch.rnn_{name}: cuDNN)"
+            loop = f"{blocker}; {loop}"
         return self._fused_recurrence, f"fused SimpleRNN recurrence (hand-written backward; {loop})"
+
+    def _torch_recurrence(self, x, states, mask, training):
+        cell = self.cell
+        if cell.input_mask is not None:
+            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        activation = activations.serialize(cell.activation)
+        outputs, h = rnn_sequence(
+            x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, activation
+        )
+        return outputs, h, [h]
 
     def _fused_recurrence(self, x, states, mask, training):
         """Same results as the reference loop: `x W + b` and the recurrence in one fused node."""
