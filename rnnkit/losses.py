@@ -241,10 +241,11 @@ def _sparse_crossentropy_and_mask(y_true, y_pred, from_logits, ignore_class, axi
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = torch.where(valid, labels, torch.zeros_like(labels))
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+    low, high = torch.stack(torch.aminmax(labels)).tolist() if labels.numel() else (0, 0)
+    if low < 0 or high >= num_classes:
         raise ValueError(
             f"sparse_categorical_crossentropy: class indices must be in [0, {num_classes}), "
-            f"got values from {int(labels.min())} to {int(labels.max())}. Check the labels, "
+            f"got values from {low} to {high}. Check the labels, "
             "or set ignore_class for a padding label."
         )
     picked = labels.unsqueeze(-1)
@@ -345,7 +346,8 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         divisor = torch.sum(sample_weight)
     else:
-        divisor = torch.tensor(float(values.numel()), dtype=total.dtype, device=total.device)
+        # Made where `total` is (a fill, not a copy that waits for a GPU).
+        divisor = torch.full((), float(values.numel()), dtype=total.dtype, device=total.device)
     return torch.where(divisor != 0, total / divisor, torch.zeros_like(total))
 
 

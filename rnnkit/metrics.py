@@ -80,6 +80,8 @@ def _reduce_to_samples(values, sample_weight):
     weight each step), multiplied, and then averaged to ``(batch,)``.
     """
     values = _to_tensor(values)
+    if isinstance(sample_weight, (int, float)):  # fit's batch size: no copy to a GPU
+        sample_weight = torch.full((), sample_weight, dtype=values.dtype, device=values.device)
     if sample_weight is not None:
         sample_weight = torch.as_tensor(sample_weight, device=values.device).to(values.dtype)
         values, sample_weight = align_ranks(values, sample_weight)

@@ -196,9 +196,12 @@ class _KerasAdam(torch.optim.Optimizer):
             if not params:
                 continue
             b1, b2, t = group["beta_1"], group["beta_2"], _next_step(group)
-            one, t_ = _scalar(1.0, params[0]), _scalar(t, params[0])
-            b1_power, b2_power = _scalar(b1, params[0]) ** t_, _scalar(b2, params[0]) ** t_
-            alpha = _scalar(group["lr"], params[0]) * torch.sqrt(one - b2_power) / (one - b1_power)
+            # Keras' scalar math in the weights' dtype, on the CPU even for a GPU model: each
+            # number sent to a GPU would be a copy that waits for it.
+            x = torch.empty((), dtype=params[0].dtype)
+            one, t_ = _scalar(1.0, x), _scalar(t, x)
+            b1_power, b2_power = _scalar(b1, x) ** t_, _scalar(b2, x) ** t_
+            alpha = _scalar(group["lr"], x) * torch.sqrt(one - b2_power) / (one - b1_power)
             names = ["momentum", "velocity"] + (["velocity_hat"] if group["amsgrad"] else [])
             for p in params:
                 state = self.state[p]
@@ -219,7 +222,7 @@ class _KerasAdam(torch.optim.Optimizer):
                     v,
                     v_hat[0] if v_hat else [],
                     steps,
-                    lr=alpha * (c1 / c2_root),
+                    lr=float(alpha * (c1 / c2_root)),  # the kernels compute with its float32
                     beta1=b1,
                     beta2=b2,
                     weight_decay=0.0,
@@ -245,7 +248,7 @@ class _KerasAdam(torch.optim.Optimizer):
                 v = v_hat[0]
             denominator = torch._foreach_sqrt(v)
             torch._foreach_add_(denominator, group["eps"])
-            update = torch._foreach_mul(m, alpha)
+            update = torch._foreach_mul(m, alpha.to(params[0].device))
             torch._foreach_div_(update, denominator)
             torch._foreach_sub_(params, update)
 
