@@ -4,6 +4,9 @@ A trainer's `epoch()` trains one epoch and returns its seconds, so that run.py c
 alternate the two peers epoch by epoch (a burst of load elsewhere then hits both); a latency
 runner returns the seconds of every timed call. The Keras peers live in keras_peer.py (one
 subprocess per backend, since Keras picks its backend at import).
+
+Every peer takes the device, "cpu" or "cuda". On cuda, GPU work runs behind the Python code
+that queues it, so every timing ends (and begins) with `sync(device)`.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from torch import nn
 from workloads import Workload, build_keras_style, make_data
 
 
+def sync(device: str) -> None:
+    """Wait for the work queued on the GPU, so a time read next covers all of it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 # ------------------------------------------------------------------------------ rnnkit
-def rnnkit_model(w: Workload):
+def rnnkit_model(w: Workload, device: str):
     from rnnkit import Sequential, layers
 
     torch.manual_seed(0)
-    return build_keras_style(w, layers, Sequential)
+    return build_keras_style(w, layers, Sequential).to(device)
 
 
 def kernel_paths(model) -> list[str]:
@@ -36,22 +45,25 @@ class RnnkitTrainer:
     """`model.fit(x, y, batch_size, epochs=1, verbose=0, shuffle=False)`, one epoch a call.
 
     A callback times the epoch itself, leaving out fit's per-call set-up (data checks,
-    callbacks); the model and its optimizer state carry over from call to call.
+    callbacks, and on cuda the copy of the arrays to the GPU); the model and its optimizer
+    state carry over from call to call.
     """
 
-    def __init__(self, w: Workload, steps: int):
+    def __init__(self, w: Workload, steps: int, device: str = "cpu"):
         from rnnkit.callbacks import Callback
 
         class EpochTimer(Callback):
             def on_epoch_begin(self, epoch, logs=None):
+                sync(device)
                 self.start = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
+                sync(device)
                 self.seconds = time.perf_counter() - self.start
 
         self.w, self.timer = w, EpochTimer()
         self.x, self.y = make_data(w, w.batch * steps)
-        self.model = rnnkit_model(w)
+        self.model = rnnkit_model(w, device)
 
     def epoch(self) -> float:
         self.model.fit(
@@ -66,15 +78,18 @@ class RnnkitTrainer:
         return self.timer.seconds
 
 
-def rnnkit_latency_calls(w: Workload) -> dict:
-    """`model.predict(x)` and `model(x)` (no grad) on one sequence, as functions to time."""
+def rnnkit_latency_calls(w: Workload, device: str = "cpu") -> dict:
+    """`model.predict(x)` (numpy in and out) and `model(x)` (no grad, a tensor already on the
+    device) on one sequence, as functions to time."""
     x, _ = make_data(w, 1)
-    model = rnnkit_model(w)
-    xt = torch.as_tensor(x)
+    model = rnnkit_model(w, device)
+    xt = torch.as_tensor(x, device=device)
 
     def call():
         with torch.no_grad():
-            return model(xt)
+            y = model(xt)
+        sync(device)
+        return y
 
     return {"predict": lambda: model.predict(x, verbose=0), "call": call}
 
@@ -134,65 +149,74 @@ def torch_loss(w: Workload):
 class TorchTrainer:
     """The plain loop over pre-made batches: `opt.zero_grad(); loss.backward(); opt.step()`."""
 
-    def __init__(self, w: Workload, steps: int):
+    def __init__(self, w: Workload, steps: int, device: str = "cpu"):
         x, y = make_data(w, w.batch * steps)
-        self.batches = [
-            (torch.as_tensor(x[i : i + w.batch]), torch.as_tensor(y[i : i + w.batch]))
-            for i in range(0, len(x), w.batch)
-        ]
+        x, y = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+        self.batches = [(x[i : i + w.batch], y[i : i + w.batch]) for i in range(0, len(x), w.batch)]
         torch.manual_seed(0)
-        self.model = TorchNet(w)
+        self.model = TorchNet(w).to(device)
         self.loss_fn = torch_loss(w)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.device = device
 
     def epoch(self) -> float:
         model, loss_fn, opt = self.model, self.loss_fn, self.opt
+        sync(self.device)
         start = time.perf_counter()
         for xb, yb in self.batches:
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
+        sync(self.device)
         return time.perf_counter() - start
 
 
-def torch_latency_calls(w: Workload) -> dict:
+def torch_latency_calls(w: Workload, device: str = "cpu") -> dict:
     """The torch module called on one sequence under no_grad, as a function to time."""
     x, _ = make_data(w, 1)
     torch.manual_seed(0)
-    model = TorchNet(w).eval()
-    xt = torch.as_tensor(x)
+    model = TorchNet(w).to(device).eval()
+    xt = torch.as_tensor(x, device=device)
 
     def call():
         with torch.no_grad():
-            return model(xt)
+            y = model(xt)
+        sync(device)
+        return y
 
     return {"call": call}
 
 
-def sgemm_rate(size: int = 1024, repeats: int = 10) -> float:
-    """The machine's float32 matrix-product rate in FLOP/s (best of `repeats`, torch.matmul)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.matmul(a, b)  # warm up the BLAS threads
+def sgemm_rate(size: int = 1024, repeats: int = 10, device: str = "cpu") -> float:
+    """The device's float32 matrix-product rate in FLOP/s (best of `repeats`, torch.matmul)."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    torch.matmul(a, b)  # warm up the BLAS threads, or the GPU
     best = float("inf")
     for _ in range(repeats):
+        sync(device)
         start = time.perf_counter()
         torch.matmul(a, b)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
-def gemm_seconds(m: int, k: int, n: int, repeats: int = 5) -> float:
+def gemm_seconds(m: int, k: int, n: int, repeats: int = 5, device: str = "cpu") -> float:
     """Seconds of one `(m, k) @ (k, n)` float32 product: `torch.mm` into a preallocated
     output, called in a loop (call overhead included, as every per-step product pays it),
     best of `repeats` loops."""
-    a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-    calls = min(1000, max(1, int(5e7 // (2 * m * k * n))))  # a loop of ~0.5 ms or more
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    out = torch.empty(m, n, device=device)
+    flops = 2e10 if device == "cuda" else 5e7  # a loop of ~0.5 ms or more
+    calls = min(1000, max(1, int(flops // (2 * m * k * n))))
     torch.mm(a, b, out=out)  # warm up
     best = float("inf")
     for _ in range(repeats):
+        sync(device)
         start = time.perf_counter()
         for _ in range(calls):
             torch.mm(a, b, out=out)
+        sync(device)
         best = min(best, (time.perf_counter() - start) / calls)
     return best

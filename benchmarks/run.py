@@ -1,13 +1,14 @@
 """Train and predict every workload with rnnkit, hand-written PyTorch and Keras 3, side by side.
 
-    python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--peers PEER[,PEER]]
-                             [--out benchmarks/RESULTS.md] [--json RAW.json]
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--only NAME[,NAME]]
+                             [--peers PEER[,PEER]] [--out benchmarks/RESULTS.md] [--json RAW.json]
 
 Writes a markdown table (machine, versions, date; samples/s per peer, ratios, the FLOP
 bound from a measured sgemm rate; predict latency) to --out and prints it. rnnkit and
 torch run in this process; Keras runs in one subprocess per backend (torch, jax,
 tensorflow), with this interpreter or, when it lacks the backend, .venv-bench/bin/python
-(see benchmarks/README.md).
+(see benchmarks/README.md). With `--device cuda` every peer runs on the GPU, in float32
+without TF32, and the table goes to benchmarks/RESULTS-cuda.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ BACKENDS = ("torch", "jax", "tensorflow")
 PEERS = ("rnnkit", "torch", *(f"keras-{b}" for b in BACKENDS))
 START = time.perf_counter()
 TRAINERS = {"rnnkit": peers.RnnkitTrainer, "torch": peers.TorchTrainer}
+SGEMM_SIZE = {"cpu": 1024, "cuda": 4096}  # a GPU needs more work per call to reach its rate
 
 
 @dataclasses.dataclass
@@ -54,10 +56,13 @@ class Run:
     gemm_floor: dict = dataclasses.field(default_factory=dict)  # workload -> samples/s
     versions: dict = dataclasses.field(default_factory=dict)
     kernel_paths: dict = dataclasses.field(default_factory=dict)
+    keras_devices: dict = dataclasses.field(default_factory=dict)  # peer -> "cpu" | "cuda"
     load_at_start: str = ""
 
     def measure_sgemm(self) -> None:
-        self.sgemm_samples.append(peers.sgemm_rate(repeats=3 if self.args.quick else 5))
+        device = self.args.device
+        rate = peers.sgemm_rate(SGEMM_SIZE[device], 3 if self.args.quick else 5, device)
+        self.sgemm_samples.append(rate)
 
     def measure_gemm_floor(self, w: Workload, cache: dict) -> None:
         """Samples/s if the workload's matrix products (`w.train_products()`) were all the
@@ -66,7 +71,7 @@ class Run:
         for count, *shape in w.train_products():
             if tuple(shape) not in cache:
                 cache[tuple(shape)] = peers.gemm_seconds(
-                    *shape, repeats=3 if self.args.quick else 5
+                    *shape, repeats=3 if self.args.quick else 5, device=self.args.device
                 )
             seconds += count * cache[tuple(shape)]
         self.gemm_floor[w.name] = w.batch / seconds
@@ -86,7 +91,10 @@ def main(argv=None) -> int:
         results={peer: {"train": {}, "latency": {}, "status": "ok"} for peer in PEERS},
         load_at_start=load_average(),
     )
-    log(f"{'quick' if args.quick else 'full'} run")
+    if args.device == "cuda":  # full float32, as rnnkit runs cuDNN (torch's default: TF32)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    log(f"{'quick' if args.quick else 'full'} run on {args.device}")
     run_in_process(run)
     for backend in BACKENDS:
         run_keras_backend(run, backend)
@@ -96,8 +104,8 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     if args.json:
-        keys = ("sgemm_samples", "gemm_floor", "versions", "kernel_paths", "results")
-        raw = {k: getattr(run, k) for k in keys}
+        keys = ("sgemm_samples", "gemm_floor", "versions", "kernel_paths", "keras_devices")
+        raw = {k: getattr(run, k) for k in (*keys, "results")}
         Path(args.json).write_text(json.dumps(raw, indent=1))
     print(text, end="")
     log(f"wrote {args.out}")
@@ -109,6 +117,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few steps, one timed epoch")
     parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where every peer runs"
+    )
+    parser.add_argument(
         "--only", type=lambda s: s.split(","), help="comma-separated: " + ", ".join(names)
     )
     parser.add_argument(
@@ -119,7 +130,9 @@ def parse_args(argv):
     )
     parser.add_argument("--steps", type=int, help="batches per epoch, for every workload")
     parser.add_argument("--calls", type=int, help="timed predict calls, for every latency row")
-    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--out", help="default: benchmarks/RESULTS.md, or RESULTS-cuda.md with --device cuda"
+    )
     parser.add_argument("--json", help="also write the raw seconds of every epoch and call here")
     parser.add_argument(
         "--keras-python", help="the interpreter for the Keras peers (with keras and backends)"
@@ -128,6 +141,13 @@ def parse_args(argv):
         "--keras-timeout", type=float, help="seconds per Keras backend (default 150, full 400)"
     )
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error(
+            f"--device cuda: torch {torch.__version__} sees no CUDA GPU "
+            "(torch.cuda.is_available() is False)"
+        )
+    if args.out is None:
+        args.out = str(HERE / ("RESULTS-cuda.md" if args.device == "cuda" else "RESULTS.md"))
     for name in args.only or []:
         if name not in names:
             parser.error(f"--only: no workload {name!r}; known: {', '.join(names)}")
@@ -163,7 +183,7 @@ def run_in_process(run: Run) -> None:
         run.measure_gemm_floor(w, gemm_times)
         steps, epochs = plan(w, args)
         log(f"{w.name}: {' and '.join(here)}, {steps} steps x {epochs} epochs, alternating")
-        trainers = {p: TRAINERS[p](w, steps) for p in here}
+        trainers = {p: TRAINERS[p](w, steps, args.device) for p in here}
         for epoch in range(epochs):
             for peer in here if epoch % 2 == 0 else here[::-1]:
                 results[peer]["train"].setdefault(w.name, []).append(trainers[peer].epoch())
@@ -174,7 +194,9 @@ def run_in_process(run: Run) -> None:
         w = dataclasses.replace(by_name(lat.workload), timesteps=lat.timesteps)
         calls = calls_for(lat, args)
         log(f"{lat.name}: {' and '.join(here)}, {calls} calls each, taking turns")
-        fns = {(peer, kind): fn for peer in here for kind, fn in makers[peer](w).items()}
+        fns = {
+            (peer, kind): fn for peer in here for kind, fn in makers[peer](w, args.device).items()
+        }
         for (peer, kind), seconds in time_interleaved(fns, calls).items():
             results[peer]["latency"].setdefault(lat.name, {})[kind] = seconds
     for peer in ("rnnkit", "torch"):
@@ -195,6 +217,7 @@ def run_keras_backend(run: Run, backend: str) -> None:
     log(f"{peer}: subprocess {python}")
     job = {
         "backend": backend,
+        "device": args.device,
         "train": [[w.name, *plan(w, args)] for w in run.train],
         "latency": [
             [lat.name, lat.workload, lat.timesteps, calls_for(lat, args)] for lat in run.latency
@@ -202,6 +225,8 @@ def run_keras_backend(run: Run, backend: str) -> None:
     }
     out = run_keras(job, python, args.keras_timeout)
     run.results[peer].update(train=out["train"], latency=out["latency"], status=out["status"])
+    if "device" in out:
+        run.keras_devices[peer] = out["device"]
     for name, error in out.get("errors", {}).items():
         log(f"{peer} {name} failed:\n{error}")
     where = "" if python == sys.executable else f" (in {os.path.relpath(python, ROOT)})"
@@ -258,10 +283,12 @@ TRAIN_NOTE = (
 FLOOR_NOTE = (
     "*GEMM floor*: the samples/s if the same matrix products were all the work, each taking "
     "the time `torch.mm` measured for its own shape on this machine (the per-step products of "
-    "a recurrence are small, e.g. 32×128 by 128×384, and run well below the 1024×1024 sgemm "
-    "rate); no implementation that calls torch's GEMM once per product and step gets past it. "
+    "a recurrence are small, e.g. 32×128 by 128×384, and run well below the sgemm rate); no "
+    "implementation that calls torch's GEMM once per product and step gets past it. "
     "rnnkit's compiled time loops run the per-step products themselves, with `U` packed once "
-    "per call, and can. *× floor*: how many times longer than that rnnkit takes."
+    "per call, and can; so can cuDNN (rnnkit and torch on a GPU), which runs the whole "
+    "recurrence without torch's per-call overhead. *× floor*: how many times longer than that "
+    "rnnkit takes."
 )
 LATENCY_NOTE = (
     "`predict` is `model.predict(x)`; `model(x)` calls the model directly (rnnkit and torch "
@@ -277,7 +304,8 @@ def render(run: Run) -> str:
     lines = [
         "# rnnkit benchmarks",
         "",
-        f"Written by `python benchmarks/run.py{' --quick' if args.quick else ''}` on "
+        f"Written by `python benchmarks/run.py{' --quick' if args.quick else ''}"
+        f"{' --device cuda' if args.device == 'cuda' else ''}` on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
         *machine_lines(run),
@@ -405,15 +433,35 @@ def machine_lines(run: Run) -> list[str]:
     }
     for lib in ("keras", "jax", "tensorflow"):
         found[lib] = run.versions.get(lib) or installed(lib) or "not installed"
+    size, cuda = SGEMM_SIZE[run.args.device], run.args.device == "cuda"
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
         f"{platform.system()} {platform.release()}",
+        *device_lines(run),
         f"- Load average (1 min): {run.load_at_start} at the start, {load_average()} at the end "
         "(other processes on the machine skew the numbers)",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in found.items()),
-        f"- sgemm: {run.sgemm / 1e9:,.1f} GFLOP/s float32, the best of torch.matmul 1024×1024 "
-        f"measured before each workload and at the end (the worst: "
-        f"{min(run.sgemm_samples) / 1e9:,.1f}; far apart means the machine was busy)",
+        f"- sgemm: {run.sgemm / 1e9:,.1f} GFLOP/s {'float32, TF32 off' if cuda else 'float32'}, "
+        f"the best of torch.matmul {size}×{size} on the {'GPU' if cuda else 'CPU'} measured "
+        f"before each workload and at the end (the worst: {min(run.sgemm_samples) / 1e9:,.1f}; "
+        "far apart means the machine was busy)",
+    ]
+
+
+def device_lines(run: Run) -> list[str]:
+    """Where the peers ran; on cuda the GPU, CUDA and cuDNN, and the float32 settings."""
+    keras = "".join(f"; {peer} on {where}" for peer, where in run.keras_devices.items())
+    if run.args.device == "cpu":
+        return [f"- Device: cpu{keras}"]
+    return [
+        f"- Device: cuda, {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}, "
+        f"cuDNN {torch.backends.cudnn.version()}{keras}",
+        "- GPU numerics: float32, TF32 off, for every peer. rnnkit runs cuDNN in full float32 "
+        "by itself; the torch peer does only with `torch.backends.cudnn.allow_tf32 = False` "
+        "(torch's default is True), which this run sets, here and in Keras on torch; "
+        "`torch.backends.cuda.matmul.allow_tf32` stays False; Keras on JAX gets "
+        "`jax_default_matmul_precision=highest`. Every time is read after "
+        "`torch.cuda.synchronize()` (JAX: `block_until_ready`).",
     ]
 
 

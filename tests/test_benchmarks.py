@@ -26,11 +26,12 @@ def test_quick_run_writes_the_table(bench, tmp_path, capsys):
     out = tmp_path / "RESULTS.md"
     only = "simple_rnn,latency_simple_rnn"
     argv = ["--quick", "--only", only, "--peers", "rnnkit,torch", "--steps", "2", "--calls", "3"]
-    assert run.main([*argv, "--out", str(out)]) == 0
+    assert run.main([*argv, "--device", "cpu", "--out", str(out)]) == 0
     text = out.read_text()
     assert capsys.readouterr().out == text  # printed as well as written
     lines = text.splitlines()
-    for start in ("- Machine: ", "- Versions: python", "- sgemm: "):
+    assert "`python benchmarks/run.py --quick` on " in lines[2]  # no --device for cpu
+    for start in ("- Machine: ", "- Device: cpu", "- Versions: python", "- sgemm: "):
         assert any(line.startswith(start) for line in lines), start
 
     header = next(line for line in lines if line.startswith("| workload | steps"))
@@ -68,6 +69,46 @@ def test_quick_run_writes_the_table(bench, tmp_path, capsys):
     )
     assert latency[1] == "3"
     assert all(float(ms) > 0 for ms in latency[2:5])  # rnnkit predict, rnnkit model(x), torch
+
+
+def test_device_cuda_needs_a_gpu(bench, monkeypatch, capsys):
+    run, _ = bench
+    monkeypatch.setattr(run.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        run.parse_args(["--device", "cuda"])
+    assert "--device cuda: torch" in capsys.readouterr().err
+    assert run.parse_args([]).device == "cpu"
+
+    monkeypatch.setattr(run.torch.cuda, "is_available", lambda: True)
+    assert run.parse_args(["--device", "cuda"]).device == "cuda"
+
+
+def test_the_default_out_depends_on_the_device(bench, monkeypatch):
+    run, _ = bench
+    monkeypatch.setattr(run.torch.cuda, "is_available", lambda: True)
+    assert run.parse_args([]).out == str(run.HERE / "RESULTS.md")
+    assert run.parse_args(["--device", "cuda"]).out == str(run.HERE / "RESULTS-cuda.md")
+    assert run.parse_args(["--device", "cuda", "--out", "x.md"]).out == "x.md"
+
+
+def test_the_cuda_header_names_the_gpu_and_the_float32_settings(bench, monkeypatch):
+    """What `--device cuda` writes above the tables, with torch's GPU queries faked."""
+    run, _ = bench
+    monkeypatch.setattr(run.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(run.torch.cuda, "get_device_name", lambda: "Some GPU")
+    monkeypatch.setattr(run.torch.version, "cuda", "12.4")
+    monkeypatch.setattr(run.torch.backends.cudnn, "version", lambda: 90100)
+    args = run.parse_args(["--device", "cuda", "--only", "simple_rnn", "--quick"])
+    bench_run = run.Run(args, train=[], latency=[], sgemm_samples=[1e12])
+    bench_run.results = {peer: {"train": {}, "latency": {}, "status": "ok"} for peer in run.PEERS}
+    bench_run.keras_devices["keras-torch"] = "cuda"
+    lines = run.render(bench_run).splitlines()
+    assert "`python benchmarks/run.py --quick --device cuda` on " in lines[2]
+    device = next(line for line in lines if line.startswith("- Device: "))
+    assert device == "- Device: cuda, Some GPU, CUDA 12.4, cuDNN 90100; keras-torch on cuda"
+    assert any("TF32 off" in line and "allow_tf32 = False" in line for line in lines)
+    sgemm = next(line for line in lines if line.startswith("- sgemm: "))
+    assert "1,000.0 GFLOP/s float32, TF32 off" in sgemm and "on the GPU" in sgemm
 
 
 def test_flop_count_of_a_simple_rnn(bench):
