@@ -62,14 +62,21 @@ def outputs_and_grads(layer, x, states, mask, probe=None):
     return out, torch.autograd.grad(loss, [x, *states, *layer.weights]), probe
 
 
-def assert_same(fused, reference, mask_name, states=1, dtype=torch.float32):
-    """Outputs and every gradient of the two layers agree within 1e-5."""
+def random_inputs(states, dtype=torch.float32):
+    """A random `x` `(B, T, D)` and `states` random start states `(B, H)`, asking for
+    gradients."""
     rng = np.random.default_rng(2)
     x = torch.tensor(rng.normal(size=(B, T, D)), dtype=dtype, requires_grad=True)
     initial = [
         torch.tensor(rng.normal(size=(B, H)), dtype=dtype, requires_grad=True)
         for _ in range(states)
     ]
+    return x, initial
+
+
+def assert_same(fused, reference, mask_name, states=1, dtype=torch.float32):
+    """Outputs and every gradient of the two layers agree within 1e-5."""
+    x, initial = random_inputs(states, dtype)
     mask = mask_tensor(mask_name)
     got, got_grads, probe = outputs_and_grads(fused, x, initial, mask)
     want, want_grads, _ = outputs_and_grads(reference, x, initial, mask, probe)

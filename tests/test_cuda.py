@@ -9,13 +9,12 @@ that keeps cuDNN in full float32, which runs on any device.
 import numpy as np
 import pytest
 import torch
-from kernel_cases import mask_tensor, outputs_and_grads
+from kernel_cases import B, D, H, T, mask_tensor, outputs_and_grads, random_inputs
 
 from rnnkit import Sequential, layers, load_model
 from rnnkit.kernels import torch_rnn
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-B, T, D, H = 3, 6, 4, 5
 
 
 # ------------------------------------------------------------ the full-float32 wrapper
@@ -130,12 +129,7 @@ def assert_gpu_matches(gpu, reference, mask_name, states=0, dtype=torch.float32)
     time in its own order, with its own exp; a TF32 product would be off by 1e-3 to 1e-2, and
     the float64 gradcheck below holds cuDNN's backward to the math exactly.
     """
-    rng = np.random.default_rng(2)
-    x = torch.tensor(rng.normal(size=(B, T, D)), dtype=dtype, requires_grad=True)
-    initial = [
-        torch.tensor(rng.normal(size=(B, H)), dtype=dtype, requires_grad=True)
-        for _ in range(states)
-    ]
+    x, initial = random_inputs(states, dtype)
     mask = mask_tensor(mask_name)
     want, want_grads, probe = outputs_and_grads(reference, x, initial, mask)
     got, got_grads, _ = outputs_and_grads(
