@@ -133,8 +133,7 @@ class GRU(CellLayer):
         blocker = torch_kernel_blocker(self, mask, batch)
         if not blocker and not cell.reset_after:
             blocker = "reset_after=False"
-        weight = getattr(cell, "kernel", None)  # None before the layer is built
-        on_gpu = weight is not None and weight.device.type != "cpu"
+        on_gpu = self._on_gpu()
         if not blocker and (on_gpu or not torch.is_grad_enabled()):
             # cuDNN on a GPU; torch's C++ loop when there is no backward pass to write.
             return self._torch_recurrence, "torch's fused GRU (oneDNN on CPU, cuDNN on GPU)"

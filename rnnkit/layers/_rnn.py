@@ -499,6 +499,11 @@ class RNN(Layer):
     def _device(self):
         return next((p.device for p in self.parameters()), None)
 
+    def _on_gpu(self) -> bool:
+        """Whether the weights are on a GPU (False before they exist: they start on the CPU)."""
+        device = self._device()
+        return device is not None and device.type != "cpu"
+
     def _start_states(self, initial_state, batch, device) -> list[torch.Tensor]:
         if initial_state is not None:
             return self._check_states(initial_state, batch)
@@ -651,10 +656,8 @@ def torch_kernel_blocker(layer, mask, batch=None) -> str | None:
         return f"{got}: torch's kernel has {has}"
     if mask is not None and not bool(mask.all()):
         return "masked steps: torch's kernel has no per-step mask"
-    weight = getattr(cell, "kernel", None)  # None before the layer is built: CPU then
-    on_cpu = weight is None or weight.device.type == "cpu"
     tiny = layer.loop_below_work
-    if on_cpu and batch is not None and batch * cell.units < tiny:
+    if not layer._on_gpu() and batch is not None and batch * cell.units < tiny:
         # Measured on a 2-core CPU: below this, starting torch's kernel costs more than the
         # whole Python loop (e.g. 6.8 ms against 0.7 ms for batch 16, 4 units).
         return (

@@ -80,8 +80,7 @@ class SimpleRNN(CellLayer):
         if why:
             return None, f"reference loop ({why})"
         in_c, loop = time_loop(self)
-        weight = getattr(self.cell, "kernel", None)  # None before the layer is built: CPU then
-        if weight is not None and weight.device.type == "cuda":
+        if self._on_gpu():
             blocker = torch_kernel_blocker(self, mask, batch)
             if not blocker:
                 # One cuDNN call, where the fused loop would launch its kernels at every step.
