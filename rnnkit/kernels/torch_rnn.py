@@ -25,7 +25,8 @@ import torch
 
 @contextlib.contextmanager
 def _no_tf32():
-    """cuDNN in full float32 for the duration (the flag is read when a kernel starts)."""
+    """cuDNN in full float32 for the duration (the flag is read when a kernel starts), and
+    without torch's warning about weights outside one flat buffer."""
     before = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
