@@ -83,14 +83,7 @@ def rnnkit_latency_calls(w: Workload, device: str = "cpu") -> dict:
     device) on one sequence, as functions to time."""
     x, _ = make_data(w, 1)
     model = rnnkit_model(w, device)
-    xt = torch.as_tensor(x, device=device)
-
-    def call():
-        with torch.no_grad():
-            y = model(xt)
-        sync(device)
-        return y
-
+    call = no_grad_call(model, torch.as_tensor(x, device=device), device)
     return {"predict": lambda: model.predict(x, verbose=0), "call": call}
 
 
@@ -177,15 +170,19 @@ def torch_latency_calls(w: Workload, device: str = "cpu") -> dict:
     x, _ = make_data(w, 1)
     torch.manual_seed(0)
     model = TorchNet(w).to(device).eval()
-    xt = torch.as_tensor(x, device=device)
+    return {"call": no_grad_call(model, torch.as_tensor(x, device=device), device)}
+
+
+def no_grad_call(model, x, device: str):
+    """`model(x)` under no_grad, waiting for the GPU to finish it, as a function to time."""
 
     def call():
         with torch.no_grad():
-            y = model(xt)
+            y = model(x)
         sync(device)
         return y
 
-    return {"call": call}
+    return call
 
 
 def sgemm_rate(size: int = 1024, repeats: int = 10, device: str = "cpu") -> float:
