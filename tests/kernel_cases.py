@@ -33,14 +33,19 @@ def equal_pair(layer_class, dtype="float32", fused=None, **kwargs):
     if fused is not None:
         first = fused(first)
     reference.use_fused = False
-    x = torch.zeros(B, T, D, dtype=getattr(torch, dtype))
+    give_equal_weights(first, reference, getattr(torch, dtype))
+    return first, reference
+
+
+def give_equal_weights(first, reference, dtype=torch.float32, scale=0.6, seed=0):
+    """Build both layers on a `(B, T, D)` input and give them the same random weights."""
+    x = torch.zeros(B, T, D, dtype=dtype)
     first(x)
     reference(x)
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(scale=0.6, size=w.shape) for w in first.get_weights()]
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(scale=scale, size=w.shape) for w in first.get_weights()]
     first.set_weights(weights)
     reference.set_weights(weights)
-    return first, reference
 
 
 def mask_tensor(name, batch=B, steps=T):

@@ -9,7 +9,16 @@ that keeps cuDNN in full float32, which runs on any device.
 import numpy as np
 import pytest
 import torch
-from kernel_cases import B, D, H, T, mask_tensor, outputs_and_grads, random_inputs
+from kernel_cases import (
+    B,
+    D,
+    H,
+    T,
+    give_equal_weights,
+    mask_tensor,
+    outputs_and_grads,
+    random_inputs,
+)
 
 from rnnkit import Sequential, layers, load_model
 from rnnkit.kernels import torch_rnn
@@ -105,13 +114,7 @@ def gpu_and_reference(make, dtype=torch.float32):
     reference loop (`use_fused=False`, in both directions of a Bidirectional), with equal
     random weights."""
     gpu, reference = make(), make()
-    x = torch.zeros(B, T, D, dtype=dtype)
-    gpu(x)
-    reference(x)
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(scale=0.6, size=w.shape) for w in gpu.get_weights()]
-    gpu.set_weights(weights)
-    reference.set_weights(weights)
+    give_equal_weights(gpu, reference, dtype)
     for layer in (
         reference,
         *(getattr(reference, f"{d}_layer", None) for d in ("forward", "backward")),

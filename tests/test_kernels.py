@@ -14,6 +14,7 @@ from kernel_cases import (
     assert_same_to_rounding,
     choose_loops,
     equal_pair,
+    give_equal_weights,
     wide_mask,
 )
 
@@ -257,13 +258,8 @@ def _gated_pair(cls, **kwargs):
     fused, reference = layer_class(H, **kwargs), layer_class(H, **kwargs)
     reference.use_fused = False
     fused.loop_below_work = 0  # these tiny test sizes would otherwise keep the loop on CPU
-    x = torch.zeros(B, T, D, dtype=getattr(torch, kwargs.get("dtype", "float32")))
-    fused(x)
-    reference(x)
-    rng = np.random.default_rng(2)
-    weights = [rng.normal(scale=0.5, size=w.shape) for w in fused.get_weights()]
-    fused.set_weights(weights)
-    reference.set_weights(weights)
+    dtype = getattr(torch, kwargs.get("dtype", "float32"))
+    give_equal_weights(fused, reference, dtype, scale=0.5, seed=2)
     return fused, reference
 
 
