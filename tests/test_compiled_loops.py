@@ -16,7 +16,6 @@ differences) through the compiled path; `missing`'s reasons; and which time loop
 layer's `kernel_path` names.
 """
 
-import ctypes
 import importlib.util
 import itertools
 import platform
@@ -32,7 +31,7 @@ import rnnkit
 from rnnkit.kernels import compiled
 from rnnkit.kernels.gru import gru_states
 from rnnkit.kernels.lstm import lstm_states
-from rnnkit.kernels.simple_rnn import simple_rnn_states
+from rnnkit.kernels.simple_rnn import NARROW_INPUTS, simple_rnn_states
 
 OPENMP_PROBE = "#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
@@ -148,15 +147,15 @@ def _compare(cell, function, inputs, names, loss_of):
         _assert_close(f"grad of {name}", got, want, dtype, atol32=1e-4)
 
 
-def _weights(generator, dtype, batch, units, blocks):
+def _weights(generator, dtype, batch, units, blocks, features=FEATURES):
     """x, h0, W, U, b for a cell with `blocks` gate blocks, scaled to keep states moderate."""
 
     def normal(*shape, scale=1.0):
         return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
-    x = normal(batch, STEPS, FEATURES)
+    x = normal(batch, STEPS, features)
     h0 = normal(batch, units, scale=0.5)
-    w = normal(FEATURES, blocks * units, scale=0.6)
+    w = normal(features, blocks * units, scale=0.6 / features**0.5)
     u = normal(units, blocks * units, scale=0.9 / units**0.5)
     b = normal(blocks * units, scale=0.3)
     return x, h0, w, u, b
@@ -199,17 +198,20 @@ def _common(test):
     return needs_loops(test)
 
 
-def check_simple_rnn(activations, mode, masked, batch, units, dtype):
+def check_simple_rnn(activations, mode, masked, batch, units, dtype, features=FEATURES, bias=True):
     (activation,) = activations
     generator = torch.Generator().manual_seed(batch * 100 + units)
-    x, h0, w, u, b = _weights(generator, dtype, batch, units, blocks=1)
+    x, h0, w, u, b = _weights(generator, dtype, batch, units, 1, features)
     mask = _mask(masked, batch, generator)
+    inputs, names = [x, h0, w, u, b], ["x", "h0", "W", "U", "b"]
+    if not bias:
+        inputs, names = inputs[:-1], names[:-1]
 
-    def function(x, h0, w, u, b):
+    def function(x, h0, w, u, b=None):
         return simple_rnn_states(x, h0, w, u, b, mask, activation)
 
     loss_of = _loss(mode, generator, torch.empty(batch, STEPS, units), h0)
-    _compare("simple_rnn", function, [x, h0, w, u, b], ["x", "h0", "W", "U", "b"], loss_of)
+    _compare("simple_rnn", function, inputs, names, loss_of)
 
 
 def check_gru(activations, mode, masked, batch, units, dtype):
@@ -259,6 +261,23 @@ def test_simple_rnn_matches_the_python_loop(activation, mode, masked, batch, uni
     check_simple_rnn((activation,), mode, masked, batch, units, dtype)
 
 
+# The loops make x W + b and gather dW, db themselves for up to NARROW_INPUTS features
+# (FEATURES above is under it); past it, torch's GEMMs do. Both, with and without a bias.
+INPUT_WIDTHS = [1, NARROW_INPUTS, NARROW_INPUTS + 1, 2 * NARROW_INPUTS + 3]
+
+
+@needs_loops
+@case("features", INPUT_WIDTHS)
+@case("bias", [True, False], ids=["bias", "nobias"])
+@case("batch,units,dtype", [(9, 40, torch.float32), (3, 17, torch.float64)], ids=["f32", "f64"])
+@case("masked", [False, True], ids=["nomask", "mask"])
+@case("mode", ["every", "last"])
+def test_simple_rnn_input_widths_match_the_python_loop(
+    features, bias, batch, units, dtype, masked, mode, threads
+):
+    check_simple_rnn(("tanh",), mode, masked, batch, units, dtype, features, bias)
+
+
 @_common
 @case("activations", [("tanh", "sigmoid"), ("relu", "sigmoid"), ("tanh", "tanh")], ids=str)
 def test_gru_matches_the_python_loop(activations, mode, masked, batch, units, dtype, threads):
@@ -273,8 +292,9 @@ def test_lstm_matches_the_python_loop(activations, mode, masked, batch, units, d
 
 # Two threads split the batch (17 rows: 9 and 8; 9 rows: 5 and 4), each thread with its own
 # row-block remainder and its own share of the mask's row kinds. Below 4 rows a thread, the
-# forward loops split the units instead, in whole panels (32 floats, 16 doubles), and wait for
-# each other after every step: 64 units in two panels, 96 in three (2 + 1), 32 doubles in two.
+# forward loops split the units instead, in whole panels (with AVX-512: 32 floats, 16 doubles),
+# and wait for each other after every step: 64 units in two panels, 96 in three (2 + 1), 32
+# doubles in two.
 # A few cases only: on a busy 2-core machine torch's own ops each wait for a second thread.
 THREADED = [
     (17, 40, torch.float32),
@@ -307,18 +327,28 @@ def test_two_threads_match_the_python_loop(check, activations, mode, batch, unit
 @needs_loops
 @case("variant", compiled._variants())
 def test_each_variant_this_cpu_runs_matches_the_python_loop(variant, monkeypatch, threads):
-    """The variant loaded is checked above; the others (narrower vectors) here, more briefly."""
+    """The variant loaded is checked above; the others here, more briefly. Each is its own
+    build, with its own vector width (64, 32 or 16 bytes), tile rows and partial vectors."""
     spec = importlib.util.find_spec(f"rnnkit.kernels.{variant}")
     if spec is None or spec.origin is None:
         pytest.skip(f"{variant} was not built")
-    monkeypatch.setattr(compiled, "LIBRARY", ctypes.CDLL(spec.origin))
+    monkeypatch.setattr(compiled, "LIBRARY", compiled.open_library(spec.origin))
     monkeypatch.setattr(compiled, "BUILD", variant)
+    for dtype in DTYPES:
+        for shape in PACK_SHAPES:
+            b = torch.randn(*shape, dtype=dtype)
+            assert torch.equal(compiled._pack(b), _panels(b)), f"{variant} packs {shape}"
     for (batch, units), dtype, mode in itertools.product(
         [(17, 40), (3, 5)], DTYPES, ["every", "last"]
     ):
         check_simple_rnn(("tanh",), mode, True, batch, units, dtype)
+        check_simple_rnn(("tanh",), mode, False, batch, units, dtype, NARROW_INPUTS + 1)
         check_gru(("tanh", "sigmoid"), mode, True, batch, units, dtype)
         check_lstm(("tanh", "sigmoid"), mode, True, batch, units, dtype)
+    torch.set_num_threads(2)  # split by batch rows, then (1 or 3 rows) by units
+    for batch, units, dtype in THREADED:
+        check_simple_rnn(("tanh",), "every", True, batch, units, dtype)
+        check_lstm(("tanh", "sigmoid"), "last", True, batch, units, dtype)
 
 
 # ---- finite differences through the compiled path ---------------------------------------
@@ -342,11 +372,12 @@ def _gradcheck(cell, function, shapes):
 
 
 @needs_loops
-def test_simple_rnn_gradcheck_through_the_compiled_loop():
+@case("features", [D2, NARROW_INPUTS + 1], ids=["narrow", "wide"])
+def test_simple_rnn_gradcheck_through_the_compiled_loop(features):
     def function(x, h0, w, u, b):
         return simple_rnn_states(x, h0, w, u, b, GRADCHECK_MASK, "tanh")
 
-    shapes = [(B3, T4, D2), (B3, H3), (D2, H3), (H3, H3), (H3,)]
+    shapes = [(B3, T4, features), (B3, H3), (features, H3), (H3, H3), (H3,)]
     _gradcheck("simple_rnn", function, shapes)
 
 
@@ -375,8 +406,9 @@ PACK_SHAPES = [(1, 1), (5, 7), (3, 33), (16, 40), (128, 384)]
 
 def _panels(b):
     """`b` `(K, N)` as the loops' panels, with torch ops: columns zero-padded to a multiple of
-    the panel width (two 64-byte vectors), then panel by panel, each `(K, width)` row-major."""
-    width = 2 * (64 // b.element_size())
+    the panel width (two of the build's vectors: 64 bytes each with AVX-512, 32 with AVX2),
+    then panel by panel, each `(K, width)` row-major."""
+    width = 2 * (compiled.LIBRARY.rnnkit_vector_bytes() // b.element_size())
     k, n = b.shape
     padded = F.pad(b.contiguous(), (0, -n % width))
     return padded.view(k, -1, width).transpose(0, 1).flatten()

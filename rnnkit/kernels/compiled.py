@@ -32,6 +32,14 @@ def _variants() -> list[str]:
     return names
 
 
+def open_library(path: str) -> ctypes.CDLL:
+    """One built variant of the loops, its functions' return types set."""
+    library = ctypes.CDLL(path)
+    for suffix in _SUFFIX.values():
+        getattr(library, f"rnnkit_packed_size_{suffix}").restype = ctypes.c_long
+    return library
+
+
 def _load() -> tuple[ctypes.CDLL | None, str]:
     errors = []
     for name in _variants():
@@ -39,13 +47,9 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         if spec is None or spec.origin is None:
             continue
         try:
-            library = ctypes.CDLL(spec.origin)
+            return open_library(spec.origin), name
         except OSError as error:
             errors.append(f"{name}: {error}")
-            continue
-        for suffix in _SUFFIX.values():
-            getattr(library, f"rnnkit_packed_size_{suffix}").restype = ctypes.c_long
-        return library, name
     if errors:
         return None, "the compiled loops did not load (" + "; ".join(errors) + ")"
     return None, (
@@ -124,20 +128,35 @@ def _forward_panels(u: torch.Tensor) -> torch.Tensor:
     return hit[1]
 
 
-def simple_rnn_forward(a, h, u, mask, activation: str) -> None:
-    """`a`, `h`: `(T + 1, B, H)`; `a[1:]` holds `x W + b` and becomes the activations, `h`
-    (which is `a` when unmasked) the states; row 0 of both is `h_0`. `u`: `(H, H)`."""
+def narrow(x, w, bias, grads=None) -> tuple:
+    """The loops' narrow-input buffers: `x` `(T*B, D)` time-major, `W` `(D, width)`, `b`
+    `(width,)` or None, and `grads` `(B, D + 1, width)` zeros (backward: they gather each
+    batch row's `[dW; db]`). The loops then make `x W + b` (forward) and `dW`, `db`
+    (backward) themselves; see "narrow inputs" in `_loops.cpp`."""
+    return (x, w.contiguous(), None if bias is None else bias.contiguous(), grads), x.shape[-1]
+
+
+NO_INPUTS = ((None, None, None, None), 0)  # the buffers hold x W + b already
+
+
+def simple_rnn_forward(a, h, u, mask, activation: str, inputs=NO_INPUTS) -> None:
+    """`a`, `h`: `(T + 1, B, H)`; `a[1:]` holds `x W + b` (or gets it from `inputs`, see
+    `narrow`) and becomes the activations, `h` (which is `a` when unmasked) the states; row 0
+    of both is `h_0`. `u`: `(H, H)`."""
     shape = (a.shape[0] - 1, *a.shape[1:])
-    _loop("simple_rnn_forward", (a, h, _forward_panels(u)), mask, shape, (activation,))
+    buffers, features = inputs
+    buffers = (a, h, _forward_panels(u), *buffers)
+    _loop("simple_rnn_forward", buffers, mask, shape, (activation,), features)
 
 
-def simple_rnn_backward(grad, a, u, mask, activation: str, accumulate: bool) -> None:
+def simple_rnn_backward(grad, a, u, mask, activation: str, accumulate: bool, inputs=NO_INPUTS):
     """`grad`: `(T + 1, B, H)` from `simple_rnn.state_gradients`; rows 1.. become `dz_t` and
     row 0 `dL/dh_0` (added to the output's gradients, or written: `accumulate`). `a`: the
-    activations from the forward loop. `u`: `(H, H)`."""
+    activations from the forward loop. `u`: `(H, H)`. `inputs` (`narrow`): gather dW, db."""
     shape = (a.shape[0] - 1, *a.shape[1:])
-    buffers = (grad, a, _pack(u.t()))
-    _loop("simple_rnn_backward", buffers, mask, shape, (activation,), accumulate)
+    buffers, features = inputs
+    buffers = (grad, a, _pack(u.t()), *buffers)
+    _loop("simple_rnn_backward", buffers, mask, shape, (activation,), accumulate, features)
 
 
 def gru_forward(zrh, n, states, diff, u, bias_h, mask, activation: str, recurrent: str) -> None:
