@@ -31,7 +31,7 @@ import rnnkit
 from rnnkit.kernels import compiled
 from rnnkit.kernels.gru import gru_states
 from rnnkit.kernels.lstm import lstm_states
-from rnnkit.kernels.simple_rnn import NARROW_INPUTS, simple_rnn_states
+from rnnkit.kernels.simple_rnn import simple_rnn_states
 
 OPENMP_PROBE = "#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
@@ -214,32 +214,34 @@ def check_simple_rnn(activations, mode, masked, batch, units, dtype, features=FE
     _compare("simple_rnn", function, inputs, names, loss_of)
 
 
-def check_gru(activations, mode, masked, batch, units, dtype):
+def check_gru(activations, mode, masked, batch, units, dtype, features=FEATURES, bias=True):
     activation, recurrent = activations
     generator = torch.Generator().manual_seed(batch * 100 + units + 1)
-    x, h0, w, u, b_in = _weights(generator, dtype, batch, units, blocks=3)
+    x, h0, w, u, b_in = _weights(generator, dtype, batch, units, 3, features)
     b_rec = (torch.randn(3 * units, generator=generator, dtype=torch.float64) * 0.3).to(dtype)
     mask = _mask(masked, batch, generator)
+    inputs, names = [x, h0, w, u, b_in, b_rec], ["x", "h0", "W", "U", "b", "b_rec"]
+    if not bias:
+        inputs, names = inputs[:-2], names[:-2]
 
-    def function(x, h0, w, u, b_in, b_rec):
+    def function(x, h0, w, u, b_in=None, b_rec=None):
         return gru_states(x, h0, w, u, b_in, b_rec, mask, activation, recurrent, reset_after=True)
 
     loss_of = _loss(mode, generator, torch.empty(batch, STEPS, units), h0)
-    inputs, names = [x, h0, w, u, b_in, b_rec], ["x", "h0", "W", "U", "b", "b_rec"]
     _compare("gru", function, inputs, names, loss_of)
 
 
-def check_lstm(activations, mode, masked, batch, units, dtype):
+def check_lstm(activations, mode, masked, batch, units, dtype, features=FEATURES, bias=True):
     activation, recurrent = activations
     generator = torch.Generator().manual_seed(batch * 100 + units + 2)
-    x, h0, w, u, b = _weights(generator, dtype, batch, units, blocks=4)
+    x, h0, w, u, b = _weights(generator, dtype, batch, units, 4, features)
     c0 = (torch.randn(batch, units, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
     mask = _mask(masked, batch, generator)
     # The LSTM kernel returns every h_t and c_T: `last` is a loss on h_T and c_T only.
     g_states = torch.randn(batch, STEPS, units, generator=generator, dtype=torch.float64)
     g_h, g_c = (torch.randn(batch, units, generator=generator, dtype=torch.float64) for _ in "hc")
 
-    def function(x, h0, c0, w, u, b):
+    def function(x, h0, c0, w, u, b=None):
         return lstm_states(x, h0, c0, w, u, b, mask, activation, recurrent)
 
     def loss_of(outputs):
@@ -252,6 +254,8 @@ def check_lstm(activations, mode, masked, batch, units, dtype):
         return total
 
     inputs, names = [x, h0, c0, w, u, b], ["x", "h0", "c0", "W", "U", "b"]
+    if not bias:
+        inputs, names = inputs[:-1], names[:-1]
     _compare("lstm", function, inputs, names, loss_of)
 
 
@@ -262,20 +266,32 @@ def test_simple_rnn_matches_the_python_loop(activation, mode, masked, batch, uni
 
 
 # The loops make x W + b and gather dW, db themselves for up to NARROW_INPUTS features
-# (FEATURES above is under it); past it, torch's GEMMs do. Both, with and without a bias.
-INPUT_WIDTHS = [1, NARROW_INPUTS, NARROW_INPUTS + 1, 2 * NARROW_INPUTS + 3]
+# (FEATURES above is under it); past it, torch's GEMMs do. Both, with and without biases.
+INPUT_WIDTHS = [
+    1,
+    compiled.NARROW_INPUTS,
+    compiled.NARROW_INPUTS + 1,
+    2 * compiled.NARROW_INPUTS + 3,
+]
+CELLS = {
+    "simple_rnn": (check_simple_rnn, ("tanh",)),
+    "gru": (check_gru, ("tanh", "sigmoid")),
+    "lstm": (check_lstm, ("tanh", "sigmoid")),
+}
 
 
 @needs_loops
+@case("cell", list(CELLS))
 @case("features", INPUT_WIDTHS)
 @case("bias", [True, False], ids=["bias", "nobias"])
 @case("batch,units,dtype", [(9, 40, torch.float32), (3, 17, torch.float64)], ids=["f32", "f64"])
 @case("masked", [False, True], ids=["nomask", "mask"])
 @case("mode", ["every", "last"])
-def test_simple_rnn_input_widths_match_the_python_loop(
-    features, bias, batch, units, dtype, masked, mode, threads
+def test_input_widths_match_the_python_loop(
+    cell, features, bias, batch, units, dtype, masked, mode, threads
 ):
-    check_simple_rnn(("tanh",), mode, masked, batch, units, dtype, features, bias)
+    check, activations = CELLS[cell]
+    check(activations, mode, masked, batch, units, dtype, features, bias)
 
 
 @_common
@@ -342,7 +358,7 @@ def test_each_variant_this_cpu_runs_matches_the_python_loop(variant, monkeypatch
         [(17, 40), (3, 5)], DTYPES, ["every", "last"]
     ):
         check_simple_rnn(("tanh",), mode, True, batch, units, dtype)
-        check_simple_rnn(("tanh",), mode, False, batch, units, dtype, NARROW_INPUTS + 1)
+        check_simple_rnn(("tanh",), mode, False, batch, units, dtype, compiled.NARROW_INPUTS + 1)
         check_gru(("tanh", "sigmoid"), mode, True, batch, units, dtype)
         check_lstm(("tanh", "sigmoid"), mode, True, batch, units, dtype)
     torch.set_num_threads(2)  # split by batch rows, then (1 or 3 rows) by units
@@ -372,7 +388,7 @@ def _gradcheck(cell, function, shapes):
 
 
 @needs_loops
-@case("features", [D2, NARROW_INPUTS + 1], ids=["narrow", "wide"])
+@case("features", [D2, compiled.NARROW_INPUTS + 1], ids=["narrow", "wide"])
 def test_simple_rnn_gradcheck_through_the_compiled_loop(features):
     def function(x, h0, w, u, b):
         return simple_rnn_states(x, h0, w, u, b, GRADCHECK_MASK, "tanh")
@@ -382,20 +398,24 @@ def test_simple_rnn_gradcheck_through_the_compiled_loop(features):
 
 
 @needs_loops
-def test_gru_gradcheck_through_the_compiled_loop():
+@case("features", [D2, compiled.NARROW_INPUTS + 1], ids=["narrow", "wide"])
+def test_gru_gradcheck_through_the_compiled_loop(features):
     def function(x, h0, w, u, b_in, b_rec):
         return gru_states(x, h0, w, u, b_in, b_rec, GRADCHECK_MASK, "tanh", "sigmoid")
 
-    shapes = [(B3, T4, D2), (B3, H3), (D2, 3 * H3), (H3, 3 * H3), (3 * H3,), (3 * H3,)]
+    d = features
+    shapes = [(B3, T4, d), (B3, H3), (d, 3 * H3), (H3, 3 * H3), (3 * H3,), (3 * H3,)]
     _gradcheck("gru", function, shapes)
 
 
 @needs_loops
-def test_lstm_gradcheck_through_the_compiled_loop():
+@case("features", [D2, compiled.NARROW_INPUTS + 1], ids=["narrow", "wide"])
+def test_lstm_gradcheck_through_the_compiled_loop(features):
     def function(x, h0, c0, w, u, b):
         return lstm_states(x, h0, c0, w, u, b, GRADCHECK_MASK, "tanh", "sigmoid")
 
-    shapes = [(B3, T4, D2), (B3, H3), (B3, H3), (D2, 4 * H3), (H3, 4 * H3), (4 * H3,)]
+    d = features
+    shapes = [(B3, T4, d), (B3, H3), (B3, H3), (d, 4 * H3), (H3, 4 * H3), (4 * H3,)]
     _gradcheck("lstm", function, shapes)
 
 

@@ -422,14 +422,15 @@ inline void project(const Narrow<T>& in, int t, int batch, int gates, int units,
   }
 }
 
-// Row r's [dW; db] += [x[t, r]^T; 1] dz, dz being that row's `width` gradients of x W + b.
+// Row r's [dW; db] += [x[t, r]^T; 1] dz in columns [col, col + n) of `width`, dz being that
+// row's gradients of those columns of x W + b.
 template <typename T>
-inline void accumulate_inputs(const Narrow<T>& in, int t, int batch, int r, int width,
-                              const T* dz) {
+inline void accumulate_inputs(const Narrow<T>& in, int t, int batch, int r, int width, int col,
+                              int n, const T* dz) {
   const T* xr = in.x + ((long)t * batch + r) * in.features;
-  T* acc = in.grads + (long)r * (in.features + 1) * width;
+  T* acc = in.grads + (long)r * (in.features + 1) * width + col;
   T* db = acc + (long)in.features * width;
-  over_row<T>(width, [&](int j, int w) {
+  over_row<T>(n, [&](int j, int w) {
     V<T> g = load(dz + j, w);
     store(db + j, load(db + j, w) + g, w);
     for (int d = 0; d < in.features; d++) {
@@ -501,7 +502,7 @@ void simple_rnn_backward(T* g, const T* a, const T* ut, Narrow<T> in, const uint
           store(dz + j, load(dz + j, w) * slope<T>(load(out + j, w), act), w);
           if (!accumulate && mask != nullptr) store(to + j, V<T>{}, w);
         });
-        if (in.x != nullptr) accumulate_inputs<T>(in, t - 1, batch, first + r, units, dz);
+        if (in.x != nullptr) accumulate_inputs<T>(in, t - 1, batch, first + r, units, 0, units, dz);
       }
       gemm<T>(g_t, units, ut, back, units, n, units, units, accumulate || mask != nullptr);
     }
@@ -515,7 +516,7 @@ void simple_rnn_backward(T* g, const T* a, const T* ut, Narrow<T> in, const uint
 // h: (T + 1, B, H), h[0] = h_0. diff: (T, B, H), h_{t-1} - n_t. u: (H, 3H).
 
 template <typename T>
-void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h,
+void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h, Narrow<T> in,
                  const uint8_t* mask, int steps, int batch, int units, int act, int sigma,
                  int threads) {
   const long slab = (long)batch * units;
@@ -524,6 +525,7 @@ void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h,
     for (int t = 0; t < steps; t++) {
       T* gates = zrh + (long)t * batch * width;
       const T* prev = h + t * slab;
+      if (in.x != nullptr) project<T>(in, t, batch, 3, units, s, gates);
       for (int r = s.first; r < s.last; r++) {  // block h: x W_h + b_h out, b'_h in
         T* block = gates + (long)r * width + 2 * units;
         T* cand = n_all + t * slab + (long)r * units;
@@ -562,11 +564,12 @@ void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h,
 }
 
 // g: (T + 1, B, H) as for SimpleRNN; on return g[0] is dL/dh_0. d: (T, B, 3H) gets
-// [dz', dr', dn' r] and dn: (T, B, H) dn' (zero for held steps). ut: U^T, (3H, H).
+// [dz', dr', dn' r] and dn: (T, B, H) dn' (zero for held steps). ut: U^T, (3H, H). With
+// `in.x`, in.grads gathers [dW; db] too, from [dz', dr', dn'].
 template <typename T>
 void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff, const T* ut,
-                  const uint8_t* mask, int steps, int batch, int units, int act, int sigma,
-                  bool accumulate, int threads) {
+                  Narrow<T> in, const uint8_t* mask, int steps, int batch, int units, int act,
+                  int sigma, bool accumulate, int threads) {
   const long slab = (long)batch * units;
   const int width = 3 * units;
   split_batch(batch, threads, [=](int first, int last) {
@@ -606,6 +609,10 @@ void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff
           store(d_r + units + j, dnv * hu * slope<T>(rv, sigma), w);
           store(d_r + 2 * units + j, dnv * rv, w);
         });
+        if (in.x != nullptr) {
+          accumulate_inputs<T>(in, t, batch, first + r, width, 0, 2 * units, d_r);
+          accumulate_inputs<T>(in, t, batch, first + r, width, 2 * units, units, dn_r);
+        }
       }
       gemm<T>(d_t, width, ut, back, units, rows_n, width, units, true);
     }
@@ -618,13 +625,15 @@ void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff
 // unmasked). squashed: (T, B, H), act(c'). u: (H, 4H).
 
 template <typename T>
-void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u, const uint8_t* mask,
-                  int steps, int batch, int units, int act, int sigma, int threads) {
+void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u, Narrow<T> in,
+                  const uint8_t* mask, int steps, int batch, int units, int act, int sigma,
+                  int threads) {
   const long slab = (long)batch * units;
   const int width = 4 * units;
   split_forward<T>(batch, units, threads, [=](const Share& s) {
     for (int t = 0; t < steps; t++) {
       T* z = gates + (long)t * batch * width;
+      if (in.x != nullptr) project<T>(in, t, batch, 4, units, s, z);
       gate_products<T>(h + t * slab, u, z, 4, units, s);
       for (int r = s.first; r < s.last; r++) {
         T* zr = z + (long)r * width;
@@ -660,10 +669,11 @@ void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u, const
 
 // gh: (T + 1, B, H) as g for SimpleRNN; gc: (B, H), dL/dc_T on entry (zeros if none), dL/dc_0
 // on return. dz: (T, B, 4H) gets [dz_i, dz_f, dz_c, dz_o] (zero for held steps). ut: (4H, H).
+// With `in.x`, in.grads gathers [dW; db] too.
 template <typename T>
 void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squashed,
-                   const T* ut, const uint8_t* mask, int steps, int batch, int units,
-                   int act, int sigma, bool accumulate, int threads) {
+                   const T* ut, Narrow<T> in, const uint8_t* mask, int steps, int batch,
+                   int units, int act, int sigma, bool accumulate, int threads) {
   const long slab = (long)batch * units;
   const int width = 4 * units;
   split_batch(batch, threads, [=](int first, int last) {
@@ -699,6 +709,7 @@ void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squ
           store(gc_r + j, gcv * f, w);
           if (!accumulate) store(to + j, V<T>{}, w);
         });
+        if (in.x != nullptr) accumulate_inputs<T>(in, t, batch, first + r, width, 0, width, d_r);
       }
       gemm<T>(dz_t, width, ut, back, units, rows_n, width, units, true);
     }
@@ -721,30 +732,30 @@ void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squ
 #define SIMPLE_BACKWARD(T)                                                                  \
   (T* g, const T* a, const T* ut, NARROW(T), const uint8_t* m, int s, int b, int n, int act, \
    int acc, int nx, int th)
-#define GRU_FORWARD(T)                                                                  \
-  (T* zrh, T* cand, T* h, T* diff, const T* u, const T* bh, const uint8_t* m, int s, int b, \
-   int n, int act, int sig, int th)
-#define GRU_BACKWARD(T)                                                                \
-  (T* g, T* d, T* dn, const T* zrh, const T* cand, const T* diff, const T* ut,         \
-   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int th)
-#define LSTM_FORWARD(T)                                                                   \
-  (T* gates, T* h, T* c, T* nc, T* sq, const T* u, const uint8_t* m, int s, int b, int n, \
-   int act, int sig, int th)
-#define LSTM_BACKWARD(T)                                                            \
-  (T* gh, T* gc, T* dz, const T* gates, const T* c, const T* sq, const T* ut,         \
-   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int th)
+#define GRU_FORWARD(T)                                                                     \
+  (T* zrh, T* cand, T* h, T* diff, const T* u, const T* bh, NARROW(T), const uint8_t* m, int s, \
+   int b, int n, int act, int sig, int nx, int th)
+#define GRU_BACKWARD(T)                                                                    \
+  (T* g, T* d, T* dn, const T* zrh, const T* cand, const T* diff, const T* ut, NARROW(T),  \
+   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int nx, int th)
+#define LSTM_FORWARD(T)                                                                      \
+  (T* gates, T* h, T* c, T* nc, T* sq, const T* u, NARROW(T), const uint8_t* m, int s, int b, \
+   int n, int act, int sig, int nx, int th)
+#define LSTM_BACKWARD(T)                                                                 \
+  (T* gh, T* gc, T* dz, const T* gates, const T* c, const T* sq, const T* ut, NARROW(T),  \
+   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int nx, int th)
 #define PACK(T) (const T* b, long sk, long sn, int k, int n, T* panels)
 
 RNNKIT_BOTH(pack, PACK, (b, sk, sn, k, n, panels))
 #define IN {x, w, bias, grads, nx}
 RNNKIT_BOTH(simple_rnn_forward, SIMPLE_FORWARD, (a, h, u, IN, m, s, b, n, act, th))
 RNNKIT_BOTH(simple_rnn_backward, SIMPLE_BACKWARD, (g, a, ut, IN, m, s, b, n, act, acc != 0, th))
-RNNKIT_BOTH(gru_forward, GRU_FORWARD, (zrh, cand, h, diff, u, bh, m, s, b, n, act, sig, th))
+RNNKIT_BOTH(gru_forward, GRU_FORWARD, (zrh, cand, h, diff, u, bh, IN, m, s, b, n, act, sig, th))
 RNNKIT_BOTH(gru_backward, GRU_BACKWARD,
-            (g, d, dn, zrh, cand, diff, ut, m, s, b, n, act, sig, acc != 0, th))
-RNNKIT_BOTH(lstm_forward, LSTM_FORWARD, (gates, h, c, nc, sq, u, m, s, b, n, act, sig, th))
+            (g, d, dn, zrh, cand, diff, ut, IN, m, s, b, n, act, sig, acc != 0, th))
+RNNKIT_BOTH(lstm_forward, LSTM_FORWARD, (gates, h, c, nc, sq, u, IN, m, s, b, n, act, sig, th))
 RNNKIT_BOTH(lstm_backward, LSTM_BACKWARD,
-            (gh, gc, dz, gates, c, sq, ut, m, s, b, n, act, sig, acc != 0, th))
+            (gh, gc, dz, gates, c, sq, ut, IN, m, s, b, n, act, sig, acc != 0, th))
 
 extern "C" long rnnkit_packed_size_f32(int k, int n) { return packed_size<float>(k, n); }
 extern "C" int rnnkit_vector_bytes() { return kVectorBytes; }

@@ -82,17 +82,23 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
     states = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T: h_{t-1} needs no copy
     states[0] = h0
     diff = x.new_empty(steps, batch, units)
-    if in_c:  # one GEMM, x W + [b_zr + b'_zr, b_h]; each step the loop moves block h
-        # (x W_h + b_h) to the candidates' buffer and restarts it from b'_h
-        if b_zr is None and b_h is None:
-            torch.mm(x_tm, kernel, out=flat)
-        else:
+    if in_c:  # one GEMM, x W + [b_zr + b'_zr, b_h] (or, with few features, made in the
+        # loop); each step the loop moves block h (x W_h + b_h) to the candidates' buffer and
+        # restarts it from b'_h
+        bias = None
+        if b_zr is not None or b_h is not None:
             parts = ((b_zr, 2 * units), (b_h, units))
             bias = torch.cat([b if b is not None else x.new_zeros(k) for b, k in parts])
+        inputs = compiled.NO_INPUTS
+        if compiled.narrow_fits(x):
+            inputs = compiled.narrow(x_tm, kernel, bias)
+        elif bias is None:
+            torch.mm(x_tm, kernel, out=flat)
+        else:
             torch.addmm(bias, x_tm, kernel, out=flat)
         b_rec_h = b_rec[hh] if b_rec is not None else None
-        codes = (act_name, sigma_name)
-        compiled.gru_forward(zrh, xh, states, diff, recurrent_kernel, b_rec_h, mask, *codes)
+        buffers = (zrh, xh, states, diff, recurrent_kernel, b_rec_h, mask)
+        compiled.gru_forward(*buffers, act_name, sigma_name, inputs)
         return x_tm, zrh, xh, states, diff
     for out, w, b in ((flat[:, zr], w_zr, b_zr), (xh.view(-1, units), w_h, b_h)):
         if b is None:
@@ -235,9 +241,12 @@ class GRURecurrence(torch.autograd.Function):
         # GEMM's operand), dn' apart in dn; without, [dz', dr', dn'] (the gradient of x W + b).
         d = n.new_empty(steps, batch, 3 * units)
         dn = n.new_empty(steps, batch, units) if after else d[..., hh]
+        per_row = None  # [dW; db] per batch row, gathered in the compiled loop (few features)
         if after and compiled.missing(n, recurrent_kernel) is None:
             codes = (act_name, sigma_name, accumulate)
-            compiled.gru_backward(grads, d, dn, zrh, n, diff, recurrent_kernel, mask, *codes)
+            inputs, per_row = compiled.narrow_gradients(x_tm, kernel, batch, needs_w or needs_b)
+            buffers = (grads, d, dn, zrh, n, diff, recurrent_kernel, mask)
+            compiled.gru_backward(*buffers, *codes, inputs)
         else:
             _backward_loop(
                 grads, d, dn, zrh, n, states, diff, recurrent_kernel, mask, ctx.names, accumulate
@@ -253,9 +262,12 @@ class GRURecurrence(torch.autograd.Function):
                 grad_b_rec = flat.sum(0)
             if needs_x:
                 grad_x = (d_zr @ kernel[:, zr].t()).addmm_(d_n, kernel[:, hh].t())
-            if needs_w:
+            if per_row is not None:
+                grad_w, grad_b = compiled.narrow_sums(per_row)
+                grad_w, grad_b = (grad_w if needs_w else None), (grad_b if needs_b else None)
+            if needs_w and per_row is None:
                 grad_w = torch.cat([x_tm.t() @ d_zr, x_tm.t() @ d_n], dim=1)
-            if needs_b:
+            if needs_b and per_row is None:
                 grad_b = torch.cat([d_zr.sum(0), d_n.sum(0)])
         else:
             if needs_u:

@@ -51,19 +51,25 @@ class LSTMRecurrence(torch.autograd.Function):
     def forward(ctx, x, kernel, bias, h0, c0, recurrent_kernel, mask, act_name, sigma_name):
         steps, batch, units = x.shape[0], x.shape[1], h0.shape[-1]
         flat_x = x.reshape(steps * batch, -1)  # (T*B, D)
-        xw = flat_x @ kernel if bias is None else torch.addmm(bias, flat_x, kernel)
-        # z_t = xw_t + h_{t-1} U is accumulated in place; then the gates. (T, B, 4H)
-        gates = xw.view(steps, batch, 4 * units)
+        in_c = compiled.missing(x, recurrent_kernel) is None
+        # z_t = x_t W + b + h_{t-1} U is accumulated in place; then the gates. (T, B, 4H)
+        inputs = compiled.NO_INPUTS
+        if in_c and compiled.narrow_fits(x):  # the compiled loop makes x W + b itself
+            gates = x.new_empty(steps, batch, 4 * units)
+            inputs = compiled.narrow(flat_x, kernel, bias)
+        else:
+            xw = flat_x @ kernel if bias is None else torch.addmm(bias, flat_x, kernel)
+            gates = xw.view(steps, batch, 4 * units)
         squashed = x.new_empty(steps, batch, units)  # act(c')
         h = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T, so h_{t-1} needs no copy
         c = x.new_empty(steps + 1, batch, units)  # c_0 .. c_T
         h[0], c[0] = h0, c0
         new_c = c if mask is None else torch.empty_like(c)  # c' before the mask
-        in_c = compiled.missing(x, recurrent_kernel) is None
         names = (act_name, sigma_name)
         if in_c:  # the time loop compiled; it writes g = act(z_c) over block c
             g = gates[..., 2 * units : 3 * units]
-            compiled.lstm_forward(gates, h, c, new_c, squashed, recurrent_kernel, mask, *names)
+            buffers = (gates, h, c, new_c, squashed, recurrent_kernel, mask)
+            compiled.lstm_forward(*buffers, *names, inputs)
         else:  # σ of every block, block c's σ(z_c) unused (one op instead of two)
             g = x.new_empty(steps, batch, units)  # act(z_c)
             _forward_loop(gates, g, squashed, h, c, new_c, recurrent_kernel, mask, *names)
@@ -77,15 +83,16 @@ class LSTMRecurrence(torch.autograd.Function):
         flat_x, kernel, recurrent_kernel, gates, g, squashed, h, c, mask = ctx.saved_tensors
         act_name, sigma_name, has_bias = ctx.names
         steps, batch, units = g.shape
+        per_row = None  # [dW; db] per batch row, gathered in the compiled loop (few features)
         if ctx.in_c:
             gh = grad_h.new_empty(steps + 1, batch, units)  # dL/dh_0 .. dL/dh_T
             gh[0], gh[1:] = 0, grad_h
             gc = grad_c_last.clone(memory_format=torch.contiguous_format)
             dz_all = torch.empty_like(gates)
             names = (act_name, sigma_name, True)
-            compiled.lstm_backward(
-                gh, gc, dz_all, gates, c, squashed, recurrent_kernel, mask, *names
-            )
+            inputs, per_row = compiled.narrow_gradients(flat_x, kernel, batch, True)
+            buffers = (gh, gc, dz_all, gates, c, squashed, recurrent_kernel, mask)
+            compiled.lstm_backward(*buffers, *names, inputs)
             gh = gh[0].clone()  # not a view of the whole buffer
         else:
             dz_all, gh, gc = _backward_loop(ctx, grad_h, grad_c_last)
@@ -94,8 +101,11 @@ class LSTMRecurrence(torch.autograd.Function):
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = (flat_dz @ kernel.t()).view(steps, batch, -1)
-        grad_w = flat_x.t() @ flat_dz
-        grad_b = flat_dz.sum(0) if has_bias else None
+        if per_row is not None:
+            grad_w, grad_b = compiled.narrow_sums(per_row)
+        else:
+            grad_w, grad_b = flat_x.t() @ flat_dz, flat_dz.sum(0)
+        grad_b = grad_b if has_bias else None
         grad_u = h_prev.t() @ flat_dz
         return grad_x, grad_w, grad_b, gh, gc, grad_u, None, None, None
 

@@ -71,11 +71,6 @@ def _tanh_of_twice(like):
 # per step costs more than tanh's slower arithmetic (measured break-even: ~600 elements).
 TANH_BY_SIGMOID_FROM = 1024
 
-# input features up to which the compiled loops make x W + b, dW and db themselves (see
-# `compiled.narrow`) instead of torch's skinny GEMMs over all steps. Measured, forward and
-# backward, H 50-128 on Zen 4: 4-14% faster with 1 feature, even at 8-16, 10% slower at 32.
-NARROW_INPUTS = 8
-
 
 def time_major_mask(mask):
     """A `(B, T)` mask as the kernels read it: `(T, B, 1)` booleans (None stays None)."""
@@ -128,7 +123,7 @@ def _forward(x, kernel, bias, h0, recurrent_kernel, mask, activation):
     # Without a mask no step is held, so the states are the activations themselves.
     h_all = a_all if mask is None else x.new_empty(steps + 1, batch, units)
     h_all[0] = h0
-    if in_c and features <= NARROW_INPUTS:
+    if in_c and compiled.narrow_fits(x):
         inputs = compiled.narrow(x_tm, w, b)
         compiled.simple_rnn_forward(a_all, h_all, u, mask, activation, inputs)
         return x_tm, a_all, h_all
@@ -204,14 +199,11 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         # t + 1; once complete, it becomes dz_t in place. grad[0] is dL/dh_0.
         grad, accumulate = state_gradients(a_all, grad_states, grad_last)  # (T + 1, B, H)
         needs_x, needs_w, needs_b, needs_h0, needs_u, *_ = ctx.needs_input_grad
-        batch, features = a_all.shape[1], x_tm.shape[-1]
-        # [dW; db] per batch row, gathered in the compiled loop (few features), or None
-        per_row = None
+        features = x_tm.shape[-1]
+        per_row = None  # [dW; db] per batch row, gathered in the compiled loop (few features)
         if compiled.missing(a_all, recurrent_kernel) is None:
-            inputs = compiled.NO_INPUTS
-            if features <= NARROW_INPUTS and (needs_w or needs_b):
-                per_row = x_tm.new_zeros(batch, features + 1, units)
-                inputs = compiled.narrow(x_tm, kernel, None, per_row)
+            batch = a_all.shape[1]
+            inputs, per_row = compiled.narrow_gradients(x_tm, kernel, batch, needs_w or needs_b)
             compiled.simple_rnn_backward(
                 grad, a_all, recurrent_kernel, mask, ctx.activation, accumulate, inputs
             )
@@ -222,9 +214,8 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         if needs_x:
             grad_x = (grad_z @ kernel.t()).view(steps, -1, features).transpose(0, 1)
         if per_row is not None:
-            grad_w, grad_b = per_row.sum(0).split([features, 1])
-            grad_w = grad_w if needs_w else None
-            grad_b = grad_b[0] if needs_b else None
+            grad_w, grad_b = compiled.narrow_sums(per_row)
+            grad_w, grad_b = (grad_w if needs_w else None), (grad_b if needs_b else None)
         else:
             if needs_w:
                 grad_w = x_tm.t() @ grad_z
