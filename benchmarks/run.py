@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -56,6 +57,7 @@ class Run:
     gemm_floor: dict = dataclasses.field(default_factory=dict)  # workload -> samples/s
     versions: dict = dataclasses.field(default_factory=dict)
     kernel_paths: dict = dataclasses.field(default_factory=dict)
+    builds: dict = dataclasses.field(default_factory=dict)  # workload -> {build: [epoch s]}
     keras_devices: dict = dataclasses.field(default_factory=dict)  # peer -> "cpu" | "cuda"
     load_at_start: str = ""
 
@@ -199,9 +201,42 @@ def run_in_process(run: Run) -> None:
         }
         for (peer, kind), seconds in time_interleaved(fns, calls).items():
             results[peer]["latency"].setdefault(lat.name, {})[kind] = seconds
+    if "rnnkit" in here and args.device == "cpu":
+        run_builds(run)
     for peer in ("rnnkit", "torch"):
         if peer not in args.peers:
             results[peer]["status"] = "not run"
+
+
+BUILD_WORKLOADS = ("gru",)  # the compiled builds' comparison trains these (when run)
+
+
+def run_builds(run: Run) -> None:
+    """Train each build of the compiled loops that this CPU runs (AVX-512, AVX2, baseline:
+    what CPUs without the wider vectors get) on BUILD_WORKLOADS, taking turns epoch by
+    epoch, each with its own model."""
+    from rnnkit.kernels import compiled
+
+    builds = {}
+    for name in compiled._variants():
+        spec = importlib.util.find_spec(f"rnnkit.kernels.{name}")
+        if spec is not None and spec.origin is not None:
+            builds[name] = compiled.open_library(spec.origin)
+    loaded = compiled.LIBRARY, compiled.BUILD
+    for w in run.train:
+        if w.name not in BUILD_WORKLOADS or len(builds) < 2:
+            continue
+        steps, epochs = plan(w, run.args)
+        log(f"{w.name}: rnnkit with each compiled build ({', '.join(builds)}), alternating")
+        trainers = {name: peers.RnnkitTrainer(w, steps) for name in builds}
+        try:
+            for epoch in range(epochs):
+                for name in builds if epoch % 2 == 0 else list(builds)[::-1]:
+                    compiled.LIBRARY, compiled.BUILD = builds[name], name
+                    seconds = trainers[name].epoch()
+                    run.builds.setdefault(w.name, {}).setdefault(name, []).append(seconds)
+        finally:
+            compiled.LIBRARY, compiled.BUILD = loaded
 
 
 # ----------------------------------------------------------------------------- Keras
@@ -280,6 +315,14 @@ TRAIN_NOTE = (
     "ran at the measured sgemm rate (training = 3× the forward FLOPs); *× bound*: how many "
     "times longer than that rnnkit takes."
 )
+BUILDS_NOTE = (
+    "`pip install` builds rnnkit's compiled time loops for three x86-64 levels and rnnkit "
+    "loads the best one the CPU runs (`rnnkit.kernels.compiled`; here `{loaded}`): a CPU "
+    "without AVX-512 runs the AVX2 build, and one without AVX2 (or not x86) the baseline. "
+    "Each build this CPU runs trains the same workload here, the builds taking turns epoch by "
+    "epoch (median of the timed epochs), so that a slow build shows. *torch*: the "
+    "hand-written loop's figure from the first table."
+)
 FLOOR_NOTE = (
     "*GEMM floor*: the samples/s if the same matrix products were all the work, each taking "
     "the time `torch.mm` measured for its own shape on this machine (the per-step products of "
@@ -354,10 +397,37 @@ def render(run: Run) -> str:
 
     if run.latency:
         lines += latency_table(run)
+    if run.builds:
+        lines += builds_table(run)
     if run.kernel_paths:
         lines += ["", "## rnnkit's recurrent kernels (`layer.kernel_path`, training)", ""]
         lines += [f"- {name}: " + "; ".join(paths) for name, paths in run.kernel_paths.items()]
     return "\n".join(lines) + "\n"
+
+
+def builds_table(run: Run) -> list[str]:
+    names = list(next(iter(run.builds.values())))
+    lines = [
+        "",
+        "## rnnkit's compiled loops, each build (training samples/s, higher is better)",
+        "",
+        BUILDS_NOTE.format(loaded=names[0]),
+        "",
+        "| workload | " + " | ".join(f"`{n}`" for n in names) + " | torch |",
+        "| --- |" + " ---: |" * (len(names) + 1),
+    ]
+    for w in run.train:
+        if w.name not in run.builds:
+            continue
+        timed = {n: seconds[1:] for n, seconds in run.builds[w.name].items()}
+        speeds = [w.batch * plan(w, run.args)[0] / median(timed[n]) for n in names]
+        torch_speed = samples_per_second(run, "torch", w)
+        cells = [
+            f"{fmt(v)} ({ratio(v, torch_speed)} torch)" if torch_speed else fmt(v) for v in speeds
+        ]
+        cells.append(fmt(torch_speed) if torch_speed else missing(run, "torch"))
+        lines.append(f"| {w.title} | {' | '.join(cells)} |")
+    return lines
 
 
 def latency_table(run: Run) -> list[str]:

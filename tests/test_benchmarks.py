@@ -1,5 +1,6 @@
 """benchmarks/run.py runs end to end and writes its table. Speed is never asserted here."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,36 @@ def test_quick_run_writes_the_table(bench, tmp_path, capsys):
     )
     assert latency[1] == "3"
     assert all(float(ms) > 0 for ms in latency[2:5])  # rnnkit predict, rnnkit model(x), torch
+
+
+def test_each_compiled_build_this_cpu_runs_trains_the_gru_workload(bench, tmp_path):
+    """A build slower than it should be (the AVX2 one once ran 20-30x slower than AVX-512)
+    shows in its own table: every build this CPU runs, beside torch."""
+    from rnnkit.kernels import compiled
+
+    run, _ = bench
+    built = [
+        name
+        for name in compiled._variants()
+        if (spec := importlib.util.find_spec(f"rnnkit.kernels.{name}")) and spec.origin
+    ]
+    if len(built) < 2:
+        pytest.skip(f"one compiled build or none here ({built}): nothing to compare")
+    out = tmp_path / "RESULTS.md"
+    argv = ["--quick", "--only", "gru", "--peers", "rnnkit,torch", "--steps", "1"]
+    assert run.main([*argv, "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert compiled.LIBRARY is not None and built[0] == compiled.BUILD  # restored afterwards
+    start = lines.index(
+        "## rnnkit's compiled loops, each build (training samples/s, higher is better)"
+    )
+    header = next(line for line in lines[start:] if line.startswith("| workload"))
+    assert _cells(header) == ["workload", *(f"`{name}`" for name in built), "torch"]
+    row = _cells(next(line for line in lines[start:] if line.startswith("| GRU(128)")))
+    for cell in row[1:-1]:  # "2,325 (2.50× torch)"
+        speed, versus = cell.split(" (")
+        assert float(speed.replace(",", "")) > 0 and versus.endswith("× torch)")
+    assert float(row[-1].replace(",", "")) > 0
 
 
 def test_device_cuda_needs_a_gpu(bench, monkeypatch, capsys):
