@@ -311,6 +311,8 @@ TRAIN_NOTE = (
     "rnnkit and torch take turns epoch by epoch; each Keras backend runs in a subprocess after. "
     "*torch* is a hand-written loop: `nn.RNN/LSTM/GRU(batch_first=True)` + `nn.Linear` "
     "(+ `nn.Embedding`) over pre-made batches, `opt.zero_grad(); loss.backward(); opt.step()`. "
+    "rnnkit's first fit sets malloc to keep freed blocks (see the README), for the torch loop "
+    "in the same process too. "
     "Ratios above 1 mean rnnkit is faster. *FLOP bound*: the samples/s if every matrix product "
     "ran at the measured sgemm rate (training = 3× the forward FLOPs); *× bound*: how many "
     "times longer than that rnnkit takes."

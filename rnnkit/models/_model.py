@@ -23,6 +23,7 @@ from rnnkit.layers._input import InputLayer
 from rnnkit.saving import load_weights, save_model, save_weights
 from rnnkit.training import compile_model, evaluate_model, fit_model
 from rnnkit.training._data import num_samples, take, to_tensors
+from rnnkit.training._memory import keep_freed_memory
 
 
 class Model(Layer):
@@ -287,7 +288,9 @@ class Model(Layer):
             raise ValueError(f"predict: batch_size must be a positive integer; got {batch_size!r}.")
         # numpy / pandas / nested lists -> tensors, as fit takes them (a list of arrays is
         # several inputs; a nested list of numbers is one)
-        x = to_tensors(x, self.weights_device())
+        device = self.weights_device()
+        keep_freed_memory(device)
+        x = to_tensors(x, device)
         count = num_samples(x)
         if 0 < count <= batch_size:  # one batch: no slicing, no concatenation
             with self._inference():

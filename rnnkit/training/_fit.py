@@ -26,6 +26,7 @@ from rnnkit.training._data import (
     take,
     to_tensors,
 )
+from rnnkit.training._memory import keep_freed_memory
 
 
 def compile_model(
@@ -360,6 +361,7 @@ def fit_model(
             f"[0, 1); got {validation_split!r}."
         )
     device = model.weights_device()
+    keep_freed_memory(device)
     arrays = is_array_like(x)
     if arrays:
         x, y = to_tensors(x, device), to_tensors(y, device)
@@ -496,6 +498,7 @@ def evaluate_model(
     batch_size = 32 if batch_size is None else batch_size
     _check_positive_int("evaluate", "batch_size", batch_size)
     device = model.weights_device()
+    keep_freed_memory(device)
     if x is None:
         raise ValueError("evaluate: x (the inputs) is missing; pass evaluate(x, y).")
     if is_array_like(x):
