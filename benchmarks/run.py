@@ -307,7 +307,9 @@ def run_keras(job: dict, python: str, timeout: float) -> dict:
 TRAIN_NOTE = (
     "Each peer trains the same model on the same arrays with the same batch size, Adam "
     "(lr=1e-3) and loss, shuffle off. An epoch is a fixed number of batches; the first epoch "
-    "is a warm-up (and compilation, for Keras), the figure is the median of the timed epochs. "
+    "is a warm-up (and compilation, for Keras), the figure is the fastest of the timed epochs: "
+    "the least disturbed by other processes, as the sgemm rate is the best measured (`--json` "
+    "keeps every epoch's time). "
     "rnnkit and torch take turns epoch by epoch; each Keras backend runs in a subprocess after. "
     "*torch* is a hand-written loop: `nn.RNN/LSTM/GRU(batch_first=True)` + `nn.Linear` "
     "(+ `nn.Embedding`) over pre-made batches, `opt.zero_grad(); loss.backward(); opt.step()`. "
@@ -322,7 +324,7 @@ BUILDS_NOTE = (
     "loads the best one the CPU runs (`rnnkit.kernels.compiled`; here `{loaded}`): a CPU "
     "without AVX-512 runs the AVX2 build, and one without AVX2 (or not x86) the baseline. "
     "Each build this CPU runs trains the same workload here, the builds taking turns epoch by "
-    "epoch (median of the timed epochs), so that a slow build shows. *torch*: the "
+    "epoch (the fastest timed epoch), so that a slow build shows. *torch*: the "
     "hand-written loop's figure from the first table."
 )
 FLOOR_NOTE = (
@@ -422,7 +424,7 @@ def builds_table(run: Run) -> list[str]:
         if w.name not in run.builds:
             continue
         timed = {n: seconds[1:] for n, seconds in run.builds[w.name].items()}
-        speeds = [w.batch * plan(w, run.args)[0] / median(timed[n]) for n in names]
+        speeds = [w.batch * plan(w, run.args)[0] / min(timed[n]) for n in names]
         torch_speed = samples_per_second(run, "torch", w)
         cells = [
             f"{fmt(v)} ({ratio(v, torch_speed)} torch)" if torch_speed else fmt(v) for v in speeds
@@ -470,7 +472,7 @@ def samples_per_second(run: Run, peer: str, w: Workload) -> float | None:
     if not seconds:
         return None
     timed = seconds[1:] or seconds  # the first epoch is the warm-up
-    return w.batch * plan(w, run.args)[0] / median(timed)
+    return w.batch * plan(w, run.args)[0] / min(timed)  # the least disturbed, as for sgemm
 
 
 def missing(run: Run, peer: str) -> str:

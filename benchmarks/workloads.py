@@ -58,7 +58,7 @@ class Workload:
     outputs: int = 1
     steps: int = 10  # batches per epoch in a full run; --quick uses quick_steps
     quick_steps: int = 2
-    repeats: int = 3  # timed epochs in a full run (the median is reported); --quick times 1
+    repeats: int = 5  # timed epochs in a full run (the fastest is reported); --quick times 1
 
     @property
     def loss(self) -> str:
