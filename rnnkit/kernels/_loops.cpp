@@ -393,7 +393,7 @@ inline void gate_products(const T* a, const T* u, T* c, int gates, int units, co
 // for all steps it is a pass over the whole (T, B, width) buffer, and in backward x^T dz and
 // the bias' sum over steps are two more, each reading all of dz. Inside the loops they cost
 // `features` FMAs per element of a row that is in cache anyway. The Python kernels pass
-// these for at most `NARROW_INPUTS` features (simple_rnn.py); x is nullptr otherwise.
+// these for at most `NARROW_INPUTS` features (compiled.py); x is nullptr otherwise.
 
 template <typename T> struct Narrow {
   const T* x;     // (T, B, features), time-major; nullptr: the buffers hold x W + b already

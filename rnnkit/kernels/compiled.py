@@ -160,10 +160,11 @@ def narrow_gradients(x, w, batch: int, needed: bool) -> tuple:
     return narrow(x, w, None, per_row), per_row
 
 
-def narrow_sums(per_row) -> tuple:
-    """`dW` `(D, width)` and `db` `(width,)` from `narrow_gradients`' per-row sums."""
+def narrow_sums(per_row, needs_w=True, needs_b=True) -> tuple:
+    """`dW` `(D, width)` and `db` `(width,)` from `narrow_gradients`' per-row sums (None for
+    one not needed)."""
     grad_w, grad_b = per_row.sum(0).split([per_row.shape[1] - 1, 1])
-    return grad_w, grad_b[0]
+    return (grad_w if needs_w else None), (grad_b[0] if needs_b else None)
 
 
 def simple_rnn_forward(a, h, u, mask, activation: str, inputs=NO_INPUTS) -> None:

@@ -30,7 +30,8 @@ With no gradient to compute, `gru_states` runs the forward loop alone, with no a
 
 On CPU in float32/float64 with `reset_after`, both loops run compiled (`compiled.py`,
 `_loops.cpp`), on these same buffers; the loops below, with the tanh trick, run where the
-compiled ones cannot.
+compiled ones cannot. With a few input features (`compiled.narrow_fits`), the compiled loops
+make `xw` and gather `dW`, `db` themselves.
 """
 
 from __future__ import annotations
@@ -263,12 +264,12 @@ class GRURecurrence(torch.autograd.Function):
             if needs_x:
                 grad_x = (d_zr @ kernel[:, zr].t()).addmm_(d_n, kernel[:, hh].t())
             if per_row is not None:
-                grad_w, grad_b = compiled.narrow_sums(per_row)
-                grad_w, grad_b = (grad_w if needs_w else None), (grad_b if needs_b else None)
-            if needs_w and per_row is None:
-                grad_w = torch.cat([x_tm.t() @ d_zr, x_tm.t() @ d_n], dim=1)
-            if needs_b and per_row is None:
-                grad_b = torch.cat([d_zr.sum(0), d_n.sum(0)])
+                grad_w, grad_b = compiled.narrow_sums(per_row, needs_w, needs_b)
+            else:
+                if needs_w:
+                    grad_w = torch.cat([x_tm.t() @ d_zr, x_tm.t() @ d_n], dim=1)
+                if needs_b:
+                    grad_b = torch.cat([d_zr.sum(0), d_n.sum(0)])
         else:
             if needs_u:
                 grad_u = torch.cat(

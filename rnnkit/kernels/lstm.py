@@ -20,7 +20,8 @@ The cell is Keras' (`rnnkit.layers._lstm.LSTMCell`, gate blocks i, f, c, o):
 Everything is time-major inside, `(T, B, ...)`. On CPU in float32/float64 both loops run
 compiled (`compiled.py`, `_loops.cpp`), on these same buffers; the Python loops below run
 where the compiled ones cannot, the backward one computing every factor that does not
-depend on the recurrence for all steps at once first.
+depend on the recurrence for all steps at once first. With a few input features
+(`compiled.narrow_fits`), the compiled loops make `xw` and gather `dW`, `db` themselves.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class LSTMRecurrence(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = (flat_dz @ kernel.t()).view(steps, batch, -1)
         if per_row is not None:
-            grad_w, grad_b = compiled.narrow_sums(per_row)
+            grad_w, grad_b = compiled.narrow_sums(per_row)  # both: LSTM's are always asked for
         else:
             grad_w, grad_b = flat_x.t() @ flat_dz, flat_dz.sum(0)
         grad_b = grad_b if has_bias else None

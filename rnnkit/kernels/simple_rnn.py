@@ -26,6 +26,8 @@ gradient to compute, `simple_rnn_states` runs the forward loop alone, no node.
 
 On CPU in float32/float64 both loops run compiled (`compiled.py`, `_loops.cpp`), on these
 same buffers; the loops below, with the tanh trick, run where the compiled ones cannot.
+With a few input features (`compiled.narrow_fits`), the compiled loops make `x W + b` and
+gather `dW`, `db` themselves, instead of those GEMMs over all steps.
 """
 
 from __future__ import annotations
@@ -214,8 +216,7 @@ class SimpleRNNRecurrence(torch.autograd.Function):
         if needs_x:
             grad_x = (grad_z @ kernel.t()).view(steps, -1, features).transpose(0, 1)
         if per_row is not None:
-            grad_w, grad_b = compiled.narrow_sums(per_row)
-            grad_w, grad_b = (grad_w if needs_w else None), (grad_b if needs_b else None)
+            grad_w, grad_b = compiled.narrow_sums(per_row, needs_w, needs_b)
         else:
             if needs_w:
                 grad_w = x_tm.t() @ grad_z
