@@ -33,12 +33,16 @@ def rnnkit_model(w: Workload, device: str):
 
 
 def kernel_paths(model) -> list[str]:
-    """What each recurrent layer of an rnnkit model runs when training (its `kernel_path`)."""
-    return [
+    """What each recurrent layer of an rnnkit model runs when training (its `kernel_path`),
+    and how fit ran its step (`model.step_path`: eager, or replayed as a CUDA graph)."""
+    paths = [
         f"{layer.name}: {layer.kernel_path}"
         for layer in model.layers
         if hasattr(layer, "kernel_path")
     ]
+    if hasattr(model, "step_path"):
+        paths.append(f"fit's step: {model.step_path}")
+    return paths
 
 
 class RnnkitTrainer:

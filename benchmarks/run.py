@@ -404,7 +404,12 @@ def render(run: Run) -> str:
     if run.builds:
         lines += builds_table(run)
     if run.kernel_paths:
-        lines += ["", "## rnnkit's recurrent kernels (`layer.kernel_path`, training)", ""]
+        lines += [
+            "",
+            "## rnnkit's recurrent kernels (`layer.kernel_path`) and fit's step "
+            "(`model.step_path`), training",
+            "",
+        ]
         lines += [f"- {name}: " + "; ".join(paths) for name, paths in run.kernel_paths.items()]
     return "\n".join(lines) + "\n"
 

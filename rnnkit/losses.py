@@ -28,6 +28,8 @@ import re
 import torch
 import torch.nn.functional as F
 
+from rnnkit._capture import in_graph
+
 EPSILON = 1e-7  # Keras' backend.epsilon(): the clip margin for probabilities.
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
@@ -241,7 +243,9 @@ def _sparse_crossentropy_and_mask(y_true, y_pred, from_logits, ignore_class, axi
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = torch.where(valid, labels, torch.zeros_like(labels))
-    low, high = torch.stack(torch.aminmax(labels)).tolist() if labels.numel() else (0, 0)
+    low, high = 0, 0  # fit checked the labels before recording the step in a CUDA graph
+    if labels.numel() and not in_graph():
+        low, high = torch.stack(torch.aminmax(labels)).tolist()
     if low < 0 or high >= num_classes:
         raise ValueError(
             f"sparse_categorical_crossentropy: class indices must be in [0, {num_classes}), "

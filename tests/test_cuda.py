@@ -305,3 +305,141 @@ def test_a_model_trained_on_a_gpu_saves_and_loads(tmp_path):
     gpu.save(path)
     loaded = load_model(path)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), gpu.predict(x, verbose=0), atol=1e-5)
+
+
+# ------------------------------------------------------ fit's step as a CUDA graph
+def label_data(n=56):
+    """Token ids in, one class id per step out (a tagger): Embedding + sparse CE, whose ids
+    and labels fit checks before it records its step."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(1, 20, size=(n, 9))
+    x[::4, 6:] = 0
+    y = (x % 5).astype("int64")
+    return x, y
+
+
+GRAPH_MODELS = {
+    **MODELS,
+    "masked tagger": (
+        lambda: [
+            layers.Input((9,)),
+            layers.Embedding(20, 8, mask_zero=True),
+            layers.GRU(12, return_sequences=True),
+            layers.Dense(5, activation="softmax"),
+        ],
+        "sparse_categorical_crossentropy",
+        label_data,
+    ),
+}
+
+
+def graph_and_eager(name):
+    stack, loss, data = GRAPH_MODELS[name]
+    torch.manual_seed(0)
+    graphed = Sequential(stack())
+    eager = Sequential(stack())
+    eager.set_weights(graphed.get_weights())
+    metric = "mae" if loss == "mse" else "accuracy"
+    for model, jit in ((graphed, "auto"), (eager, False)):
+        model.to("cuda")
+        model.compile(optimizer="adam", loss=loss, metrics=[metric], jit_compile=jit)
+    return graphed, eager, data()
+
+
+@cuda
+@pytest.mark.parametrize("name", list(GRAPH_MODELS))
+def test_fit_replaying_a_cuda_graph_trains_as_the_eager_step_does(name):
+    """56 samples in batches of 16: three full batches and a last one of 8 an epoch. The first
+    three run eagerly (warm-up), the fourth full one is recorded, later ones replay it, and
+    the last batch of each epoch runs eagerly in between. Same kernels, same numbers."""
+    graphed, eager, (x, y) = graph_and_eager(name)
+    x, y = x[:56], y[:56]
+    fit = dict(epochs=4, batch_size=16, shuffle=False, verbose=0, validation_split=0.0)
+    got = graphed.fit(x, y, **fit).history
+    want = eager.fit(x, y, **fit).history
+    assert graphed.step_path == "CUDA graph"
+    assert eager.step_path == "eager (compile(jit_compile=False))"
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)
+    for a, b in zip(graphed.get_weights(), eager.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(graphed.predict(x), eager.predict(x), atol=1e-5)
+
+
+@cuda
+def test_a_graphed_fit_with_sample_weights_and_validation_follows_the_eager_one():
+    graphed, eager, (x, y) = graph_and_eager("stacked GRU regression")
+    weights = np.linspace(0.5, 2.0, len(x)).astype("float32")
+    fit = dict(epochs=5, batch_size=8, shuffle=True, verbose=0, validation_split=0.25)
+    torch.manual_seed(1)
+    np.random.seed(1)
+    got = graphed.fit(x, y, sample_weight=weights, **fit).history
+    torch.manual_seed(1)
+    np.random.seed(1)
+    want = eager.fit(x, y, sample_weight=weights, **fit).history
+    assert graphed.step_path == "CUDA graph"
+    for key in ("loss", "val_loss", "mae", "val_mae"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)
+
+
+@cuda
+def test_a_label_out_of_range_in_a_later_batch_fails_before_the_graph_is_recorded():
+    """The graph cannot check each batch's labels (that waits for the GPU), so fit checks
+    them all first: the same message as the eager step gives, and nothing trained."""
+    graphed, _, (x, y) = graph_and_eager("masked tagger")
+    y = y.copy()
+    y[-1, 0] = 7  # 5 classes
+    before = [w.copy() for w in graphed.get_weights()]
+    with pytest.raises(ValueError, match="sparse_categorical_crossentropy"):
+        graphed.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for a, b in zip(graphed.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@cuda
+def test_a_graphed_fit_with_dropout_trains():
+    """Dropout draws new masks at every replay (torch records the generator's offsets)."""
+    torch.manual_seed(0)
+    model = Sequential(
+        [
+            layers.Input((10, 3)),
+            layers.LSTM(16, dropout=0.2, recurrent_dropout=0.2),
+            layers.Dense(1),
+        ]
+    ).to("cuda")
+    model.compile(optimizer="adam", loss="mse")
+    x, y = sequence_data(96)
+    history = model.fit(x, y, epochs=8, batch_size=16, verbose=0).history["loss"]
+    assert model.step_path == "CUDA graph"
+    assert np.all(np.isfinite(history)) and history[-1] < history[0]
+
+
+@cuda
+def test_a_step_a_cuda_graph_cannot_record_runs_eagerly_instead():
+    """A layer that reads a value on the host in its call (here a sum) cannot be recorded:
+    fit goes on eagerly, with the numbers of the eager step, and says why."""
+    from rnnkit.layers import Layer
+
+    class ReadsTheSum(Layer):
+        def call(self, inputs):
+            self.last_sum = float(inputs.sum())  # waits for the GPU
+            return inputs
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    def build(jit):
+        torch.manual_seed(0)
+        model = Sequential(
+            [layers.Input((10, 3)), ReadsTheSum(), layers.SimpleRNN(8), layers.Dense(1)]
+        ).to("cuda")
+        model.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        return model
+
+    x, y = sequence_data()
+    fit = dict(epochs=3, batch_size=8, shuffle=False, verbose=0)
+    tried, eager = build("auto"), build(False)
+    got = tried.fit(x, y, **fit).history["loss"]
+    want = eager.fit(x, y, **fit).history["loss"]
+    assert tried.step_path.startswith("eager (recording a CUDA graph failed: ")
+    np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -733,3 +733,19 @@ def test_predict_after_fit_sees_the_trained_weights(layer, optimizer):
     after = trained.predict(x, verbose=0)
     assert np.abs(after - before).max() > 1e-3  # the fit changed the predictions
     np.testing.assert_array_equal(after, fresh.predict(x, verbose=0))
+
+
+def test_jit_compile_chooses_the_step_and_fit_says_which_runs():
+    """On a GPU fit replays its step as a CUDA graph where it can (tests/test_cuda.py);
+    `model.step_path` says which step ran, and why not a graph."""
+    x, y = np.ones((8, 5, 3), np.float32), np.ones((8, 1), np.float32)
+    for jit, path in (
+        ("auto", "eager (not on a CUDA GPU)"),
+        (False, "eager (compile(jit_compile=False))"),
+    ):
+        model = Sequential([SimpleRNN(4), Dense(1)])
+        model.compile(optimizer="sgd", loss="mse", jit_compile=jit)
+        model.fit(x, y, epochs=1, verbose=0)
+        assert model.step_path == path
+    with pytest.raises(ValueError, match="jit_compile must be True, False or 'auto'; got 'xla'"):
+        Sequential([SimpleRNN(4), Dense(1)]).compile(loss="mse", jit_compile="xla")

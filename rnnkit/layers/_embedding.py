@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from rnnkit import constraints, initializers, regularizers
+from rnnkit._capture import in_graph
 from rnnkit.layers._base import Layer
 
 
@@ -89,6 +90,8 @@ class Embedding(Layer):
             raise TypeError(
                 f"Embedding '{self.name}' expects integer token ids; got dtype {inputs.dtype}."
             )
+        if in_graph():  # fit checked all its ids before recording the step in a CUDA graph
+            return inputs.long()
         if inputs.is_floating_point():
             if not torch.equal(inputs, inputs.round()):
                 bad = inputs[inputs != inputs.round()].flatten()[:3].tolist()

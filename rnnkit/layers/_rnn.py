@@ -17,6 +17,7 @@ import logging
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit._capture import in_graph
 from rnnkit.kernels import compiled
 from rnnkit.kernels.simple_rnn import ACTIVATIONS
 from rnnkit.layers._base import Layer, shape_str, snake_case, to_tensor
@@ -654,7 +655,7 @@ def torch_kernel_blocker(layer, mask, batch=None) -> str | None:
         got = ", ".join(f"{arg}={name!r}" for arg, name in zip(args, names))
         has = " or ".join(" and ".join(kind) for kind in kinds)
         return f"{got}: torch's kernel has {has}"
-    if mask is not None and not bool(mask.all()):
+    if mask is not None and (in_graph() or not bool(mask.all())):
         return "masked steps: torch's kernel has no per-step mask"
     tiny = layer.loop_below_work
     if not layer._on_gpu() and batch is not None and batch * cell.units < tiny:

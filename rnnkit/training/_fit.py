@@ -26,6 +26,8 @@ from rnnkit.training._data import (
     take,
     to_tensors,
 )
+from rnnkit.training._graph import GraphStep
+from rnnkit.training._graph import blocker as graph_blocker
 from rnnkit.training._memory import keep_freed_memory
 
 
@@ -45,8 +47,14 @@ def compile_model(
     `weighted_metrics` use them.
     """
     kwargs.pop("run_eagerly", None)  # Keras execution options with no meaning here
-    kwargs.pop("jit_compile", None)
     kwargs.pop("steps_per_execution", None)
+    # Keras' switch for its compiled step; here, fit's step as a CUDA graph on a GPU
+    jit_compile = kwargs.pop("jit_compile", "auto")
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(
+            f"compile(): jit_compile must be True, False or 'auto'; got {jit_compile!r}. "
+            "On a GPU, 'auto' (and True) replay fit's step as a CUDA graph where it can."
+        )
     if kwargs:
         raise TypeError(f"compile() got unexpected argument(s) {', '.join(sorted(kwargs))}.")
     if loss is None:
@@ -67,6 +75,7 @@ def compile_model(
         if not (isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc")):
             _metrics_get(identifier, model.loss)  # fail early on unknown names
     model.compiled_metrics = None  # built on the first batch, when shapes are known
+    model.jit_compile = jit_compile
     model.compiled = True
 
 
@@ -119,22 +128,32 @@ class _Step:
         return out
 
     def forward(self, x, y, sample_weight, training):
+        """The loss of a batch, with the loss tracker and metrics updated."""
+        loss, y_pred, mask = self.compute(x, y, sample_weight, training)
+        self.track(x, y, sample_weight, loss, y_pred, mask)
+        return loss
+
+    def compute(self, x, y, sample_weight, training):
+        """The loss of a batch, and the predictions and their mask for `track`."""
         y_pred = self.model(x, training=training)
         mask = get_mask(y_pred)
         loss = self.model.loss(y, y_pred, sample_weight=sample_weight, mask=mask)
         penalties = self.model.losses if self.penalized else None
         if penalties:
             loss = loss + torch.stack([p.reshape(()) for p in penalties]).sum()
-        with torch.no_grad():
-            self.loss_tracker.update_state(loss.detach(), sample_weight=num_samples(x))
-            unweighted = len(self.model.metric_identifiers)
-            for i, m in enumerate(self.metric_list(y, y_pred)):
-                weight = sample_weight if i >= unweighted else None
-                if isinstance(m, metrics.MeanMetricWrapper):
-                    m.update_state(y, y_pred.detach(), sample_weight=weight, mask=mask)
-                else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
-                    m.update_state(y, y_pred.detach(), sample_weight=weight)
-        return loss
+        return loss, y_pred, mask
+
+    @torch.no_grad()
+    def track(self, x, y, sample_weight, loss, y_pred, mask):
+        """Add a batch's loss and predictions to the loss tracker and the metrics."""
+        self.loss_tracker.update_state(loss.detach(), sample_weight=num_samples(x))
+        unweighted = len(self.model.metric_identifiers)
+        for i, m in enumerate(self.metric_list(y, y_pred)):
+            weight = sample_weight if i >= unweighted else None
+            if isinstance(m, metrics.MeanMetricWrapper):
+                m.update_state(y, y_pred.detach(), sample_weight=weight, mask=mask)
+            else:  # Keras ignores masks for AUC, Precision, Recall, RMSE too
+                m.update_state(y, y_pred.detach(), sample_weight=weight)
 
 
 def _penalties_and_constraints(model) -> tuple[bool, bool]:
@@ -195,7 +214,7 @@ def _check_arrays(where, x, y, sample_weight):
         )
 
 
-def _check_against_model(model, x0, y, where=None) -> None:
+def _check_against_model(model, x0, y, where=None) -> tuple:
     """Inputs and targets that cannot fit the model or its loss fail before the first step.
 
     The first batch `x0` through the model, with no gradient and no dropout, builds it (with
@@ -203,7 +222,8 @@ def _check_against_model(model, x0, y, where=None) -> None:
     its first sequence alone tells the shape, where a whole batch would cost a training
     step's forward pass (~13 ms at T=1000) on every `fit` call. A stateful model, whose states
     are per batch row, always takes the whole batch and gets its carried states back
-    afterwards. `where` names the data in the message (the validation data).
+    afterwards. `where` names the data in the message (the validation data). Returns the
+    output's shape (for the batch).
     """
     stateful = [m for m in model.modules() if getattr(m, "stateful", False)]
     carried = [m.states for m in stateful]
@@ -212,6 +232,7 @@ def _check_against_model(model, x0, y, where=None) -> None:
         with torch.no_grad():
             shape = tuple(_output_of_one(model, x0, whole=bool(stateful) or not model.built))
         check_targets(model.loss, y, (rows, *shape[1:]))
+        return (rows, *shape[1:])
     except ValueError as error:
         if where is None:
             raise
@@ -391,12 +412,18 @@ def fit_model(
         validation_data, validation_batch_size or batch_size, validation_steps, device
     )
 
-    _check_against_model(model, *data.peek()[:2])
+    output_shape = _check_against_model(model, *data.peek()[:2])
     if val_data is not None:
         _check_against_model(model, *val_data.peek()[:2], where="fit (validation_data)")
 
     model.optimizer.build(model.trainable_weights)
     step = _Step(model)
+    graph = None
+    why = graph_blocker(model, x if arrays else None, y if arrays else None)
+    if why is None:
+        GraphStep.check_data(model, x, y, output_shape, check_targets)
+        graph = GraphStep(step, model, model.optimizer.params)
+    model.step_path = "CUDA graph" if graph is not None else f"eager ({why})"
     history = History()
     extra = [c for c in [progress_logger(verbose)] if c is not None]
     params = {
@@ -416,9 +443,14 @@ def fit_model(
         callback_list.on_epoch_begin(epoch)
         for batch, (xb, yb, wb) in enumerate(data):
             callback_list.on_train_batch_begin(batch)
-            model.optimizer.zero_grad()
-            loss = step.forward(xb, yb, wb, training=True)
-            loss.backward()
+            if graph is not None:
+                run = graph.run if graph.takes(xb, yb, wb) else graph.eager
+                loss, y_pred, mask = run(xb, yb, wb)
+            else:
+                model.optimizer.zero_grad()
+                loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
+                loss.backward()
+            step.track(xb, yb, wb, loss, y_pred, mask)
             model.optimizer.step()
             if step.constrained:
                 model.apply_constraints()
@@ -435,6 +467,8 @@ def fit_model(
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    if graph is not None and graph.failed is not None:
+        model.step_path = f"eager (recording a CUDA graph failed: {graph.failed})"
     callback_list.on_train_end(logs)
     return history
 
