@@ -443,3 +443,23 @@ def test_a_step_a_cuda_graph_cannot_record_runs_eagerly_instead():
     want = eager.fit(x, y, **fit).history["loss"]
     assert tried.step_path.startswith("eager (recording a CUDA graph failed: ")
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@cuda
+def test_fit_called_once_per_epoch_replays_the_graph_it_recorded():
+    """A loop of fit(epochs=1) calls warms up and records once; the next calls replay the
+    recording, with the eager step's numbers. Compiling again (a new optimizer) records anew."""
+    from rnnkit.training import _graph
+
+    graphed, eager, (x, y) = graph_and_eager("SimpleRNN regression")
+    fit = dict(epochs=1, batch_size=8, shuffle=False, verbose=0)
+    got, want, steps = [], [], []
+    for _ in range(4):
+        got += graphed.fit(x, y, **fit).history["loss"]
+        want += eager.fit(x, y, **fit).history["loss"]
+        steps.append(_graph._graphs[graphed])
+    assert all(s is steps[0] for s in steps) and steps[0].graph is not None
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    graphed.compile(optimizer="adam", loss="mse")
+    graphed.fit(x, y, **fit)
+    assert _graph._graphs[graphed] is not steps[0]

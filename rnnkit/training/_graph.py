@@ -16,13 +16,15 @@ input itself. Before recording, it checks all the data at once: the token ids an
 labels that each batch's forward pass would otherwise check (`rnnkit._capture`). The first
 `WARMUP` batches run eagerly on the recording's stream (cuDNN and cuBLAS set themselves up
 there), the next is recorded and replayed, and so is every later batch of that shape; a
-smaller last batch runs eagerly. If recording fails, the step runs eagerly from then on and
-the debug log says why.
+smaller last batch runs eagerly. A later fit call (once per epoch, say) replays the same
+recording while the model trains the same weights with the same optimizer and loss. If
+recording fails, the step runs eagerly from then on and the debug log says why.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 
 import torch
 
@@ -31,6 +33,14 @@ from rnnkit._capture import recording
 log = logging.getLogger("rnnkit")
 
 WARMUP = 3  # eager steps on the side stream before recording
+# model -> its GraphStep, kept from one fit call to the next (fit once per epoch, say) while
+# the model trains the same weights with the same optimizer and loss; weakly, so a model
+# that is deleted or deep-copied takes nothing of it along.
+_graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# device -> the one side stream every graphed fit on it warms up and records on: autograd
+# keeps a weight's gradient accumulator across steps and warns when a step on another
+# stream meets it (a model recorded again after compile, say)
+_streams: dict = {}
 
 
 def blocker(model, x, y) -> str | None:
@@ -71,13 +81,36 @@ class GraphStep:
 
     def __init__(self, step, model, params):
         self.step, self.model, self.params = step, model, params
-        self.stream = torch.cuda.Stream(device=model.weights_device())
+        device = model.weights_device()
+        if device not in _streams:
+            _streams[device] = torch.cuda.Stream(device=device)
+        self.stream = _streams[device]
         self.warm = 0
         self.graph = None
         self.failed = None  # why recording failed
         self.static = None  # (x, y, sample_weight) the graph reads
         self.outputs = None  # (loss, y_pred, mask) the graph writes
         self.grads = None  # the gradients it writes
+        self.key = None  # what it was recorded for (`for_model`)
+
+    @classmethod
+    def for_model(cls, step, model, params) -> GraphStep:
+        """The model's GraphStep from an earlier fit, warmed up and maybe recorded, when it
+        trains the same weights (the same tensors, in the same memory) with the same optimizer
+        and loss; else a new one."""
+        key = (
+            id(model.optimizer),
+            id(model.loss),
+            step.penalized,
+            tuple((id(p), p.data_ptr()) for p in params),
+        )
+        graph = _graphs.get(model)
+        if graph is None or graph.key != key or graph.failed is not None:
+            graph = cls(step, model, params)
+            graph.key = key
+            _graphs[model] = graph
+        graph.step = step  # this fit's loss tracker and metrics, for its eager batches
+        return graph
 
     @staticmethod
     def check_data(model, x, y, output_shape, check_targets) -> None:
