@@ -170,21 +170,23 @@ class GraphStep:
         return loss, y_pred, mask
 
     def _on_side_stream(self, fn, *args):
-        self.stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.stream):
-            out = fn(*args)
-        torch.cuda.current_stream().wait_stream(self.stream)
+        with torch.cuda.device(self.stream.device):  # the model's GPU, not the current one
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                out = fn(*args)
+            torch.cuda.current_stream().wait_stream(self.stream)
         return out
 
     def _record(self, x, y, sample_weight):
         self.static = tuple(None if t is None else t.clone() for t in (x, y, sample_weight))
         self.model.optimizer.zero_grad(set_to_none=True)  # the graph makes the gradients
         graph = torch.cuda.CUDAGraph()
-        self.stream.wait_stream(torch.cuda.current_stream())
-        with recording(), torch.cuda.graph(graph, stream=self.stream):
-            loss, y_pred, mask = self.step.compute(*self.static, training=True)
-            loss.backward()
-        torch.cuda.current_stream().wait_stream(self.stream)
+        with torch.cuda.device(self.stream.device):
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with recording(), torch.cuda.graph(graph, stream=self.stream):
+                loss, y_pred, mask = self.step.compute(*self.static, training=True)
+                loss.backward()
+            torch.cuda.current_stream().wait_stream(self.stream)
         self.outputs = (loss, y_pred, mask)
         self.grads = [p.grad for p in self.params]
         self.graph = graph
