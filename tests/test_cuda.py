@@ -271,16 +271,21 @@ MODELS = {
 }
 
 
-def twin_models(name):
-    stack, loss, data = MODELS[name]
+def equal_models(models, name):
+    """Two models of `models[name]` with the same weights, and its loss and data."""
+    stack, loss, data = models[name]
     torch.manual_seed(0)
-    cpu = Sequential(stack())
-    gpu = Sequential(stack())
-    gpu.set_weights(cpu.get_weights())
+    first, second = Sequential(stack()), Sequential(stack())
+    second.set_weights(first.get_weights())
+    return first, second, loss, data()
+
+
+def twin_models(name):
+    cpu, gpu, loss, data = equal_models(MODELS, name)
     gpu.to("cuda")
     for model in (cpu, gpu):
         model.compile(optimizer="adam", loss=loss)
-    return cpu, gpu, data()
+    return cpu, gpu, data
 
 
 @cuda
@@ -334,16 +339,12 @@ GRAPH_MODELS = {
 
 
 def graph_and_eager(name):
-    stack, loss, data = GRAPH_MODELS[name]
-    torch.manual_seed(0)
-    graphed = Sequential(stack())
-    eager = Sequential(stack())
-    eager.set_weights(graphed.get_weights())
+    graphed, eager, loss, data = equal_models(GRAPH_MODELS, name)
     metric = "mae" if loss == "mse" else "accuracy"
     for model, jit in ((graphed, "auto"), (eager, False)):
         model.to("cuda")
         model.compile(optimizer="adam", loss=loss, metrics=[metric], jit_compile=jit)
-    return graphed, eager, data()
+    return graphed, eager, data
 
 
 @cuda
