@@ -75,16 +75,28 @@ def _embeddings_on_input(model):
     return None
 
 
+def _same(recorded, now) -> bool:
+    """Whether `for_model`'s keys name the same optimizer, loss, penalties and weights."""
+    (opt_a, loss_a, pen_a, weights_a), (opt_b, loss_b, pen_b, weights_b) = recorded, now
+    return (
+        opt_a is opt_b
+        and loss_a is loss_b
+        and pen_a == pen_b
+        and len(weights_a) == len(weights_b)
+        and all(p is q and a == b for (p, a), (q, b) in zip(weights_a, weights_b))
+    )
+
+
 class GraphStep:
     """Runs fit's forward and backward passes for one batch: eagerly for the first `WARMUP`
     batches, then from a CUDA graph recorded on the next (`run`)."""
 
     def __init__(self, step, model, params):
-        self.step, self.model, self.params = step, model, params
-        device = model.weights_device()
-        if device not in _streams:
-            _streams[device] = torch.cuda.Stream(device=device)
-        self.stream = _streams[device]
+        # The model and this fit's step weakly: `_graphs` keys its models weakly, and a value
+        # holding its key would keep every model ever trained on a GPU alive, graph and all.
+        self._step, self._model = weakref.ref(step), weakref.ref(model)
+        self.params = params
+        self._stream = None
         self.warm = 0
         self.graph = None
         self.failed = None  # why recording failed
@@ -93,23 +105,37 @@ class GraphStep:
         self.grads = None  # the gradients it writes
         self.key = None  # what it was recorded for (`for_model`)
 
+    @property
+    def step(self):
+        return self._step()
+
+    @property
+    def model(self):
+        return self._model()
+
+    @property
+    def stream(self) -> torch.cuda.Stream:
+        """The side stream of the model's GPU, made on first use."""
+        if self._stream is None:
+            device = self.params[0].device
+            if device not in _streams:
+                _streams[device] = torch.cuda.Stream(device=device)
+            self._stream = _streams[device]
+        return self._stream
+
     @classmethod
     def for_model(cls, step, model, params) -> GraphStep:
         """The model's GraphStep from an earlier fit, warmed up and maybe recorded, when it
         trains the same weights (the same tensors, in the same memory) with the same optimizer
         and loss; else a new one."""
-        key = (
-            id(model.optimizer),
-            id(model.loss),
-            step.penalized,
-            tuple((id(p), p.data_ptr()) for p in params),
-        )
+        # the objects themselves, compared by identity: an id can be reused once freed
+        key = (model.optimizer, model.loss, step.penalized, [(p, p.data_ptr()) for p in params])
         graph = _graphs.get(model)
-        if graph is None or graph.key != key or graph.failed is not None:
+        if graph is None or graph.failed is not None or not _same(graph.key, key):
             graph = cls(step, model, params)
             graph.key = key
             _graphs[model] = graph
-        graph.step = step  # this fit's loss tracker and metrics, for its eager batches
+        graph._step = weakref.ref(step)  # this fit's tracker and metrics, for eager batches
         return graph
 
     @staticmethod
@@ -187,6 +213,7 @@ class GraphStep:
                 loss, y_pred, mask = self.step.compute(*self.static, training=True)
                 loss.backward()
             torch.cuda.current_stream().wait_stream(self.stream)
-        self.outputs = (loss, y_pred, mask)
+        # detached: the same memory, which every replay rewrites, without the autograd graph
+        self.outputs = (loss.detach(), y_pred.detach(), mask)
         self.grads = [p.grad for p in self.params]
         self.graph = graph
