@@ -23,8 +23,13 @@ def compiled_model(first_layer=None, **compile_args):
     return model
 
 
-def graph_for(model):
-    return _graph.GraphStep.for_model(_Step(model), model, model.optimizer.params)
+def graph_for(model, batch_size=8, x=None, y=None, weights=None):
+    """The GraphStep a fit of `model` on batches of `batch_size` from `x` (default
+    `(32, 5, 3)` zeros), `y` and `weights` would use."""
+    x = torch.zeros(32, 5, 3) if x is None else x
+    y = torch.zeros(len(x), 1) if y is None else y
+    batches = (batch_size, x, y, weights)
+    return _graph.GraphStep.for_model(_Step(model), model, model.optimizer.params, batches)
 
 
 def test_a_later_fit_reuses_the_recording_until_the_model_is_compiled_again():
@@ -34,6 +39,20 @@ def test_a_later_fit_reuses_the_recording_until_the_model_is_compiled_again():
     model.compile(optimizer="adam", loss="mse")  # a new optimizer: a new recording
     model.optimizer.build(model.trainable_weights)
     assert graph_for(model) is not first
+
+
+def test_other_batches_record_anew():
+    """A recording replays batches of one shape: another batch size, sequence length or
+    sample weights get their own (all-eager fits otherwise)."""
+    model = compiled_model()
+    first = graph_for(model)
+    assert graph_for(model, x=torch.zeros(64, 5, 3)) is first  # more rows, the same batches
+    assert graph_for(model, batch_size=16) is not first
+    second = graph_for(model, batch_size=16)
+    assert graph_for(model, batch_size=16, x=torch.zeros(32, 7, 3)) is not second
+    third = graph_for(model, batch_size=16, x=torch.zeros(32, 7, 3))
+    weights = torch.ones(32)
+    assert graph_for(model, batch_size=16, x=torch.zeros(32, 7, 3), weights=weights) is not third
 
 
 def test_the_recording_dies_with_its_model():

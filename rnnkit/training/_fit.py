@@ -422,7 +422,8 @@ def fit_model(
     why = graph_blocker(model, x if arrays else None, y if arrays else None)
     if why is None:
         GraphStep.check_data(model, x, y, output_shape, check_targets)
-        graph = GraphStep.for_model(step, model, model.optimizer.params)
+        batches = (batch_size, x, y, sample_weight)
+        graph = GraphStep.for_model(step, model, model.optimizer.params, batches)
     model.step_path = "CUDA graph" if graph is not None else f"eager ({why})"
     history = History()
     extra = [c for c in [progress_logger(verbose)] if c is not None]

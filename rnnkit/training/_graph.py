@@ -75,8 +75,14 @@ def _embeddings_on_input(model):
     return None
 
 
+def _kind(t):
+    """What of an array a recording depends on: its shape past the first axis and dtype."""
+    return None if t is None else (tuple(t.shape[1:]), t.dtype)
+
+
 def _same(recorded, now) -> bool:
-    """Whether `for_model`'s keys name the same optimizer, loss, penalties and weights."""
+    """Whether `for_model`'s keys name the same optimizer, loss, penalties, batches and
+    weights."""
     (opt_a, loss_a, pen_a, weights_a), (opt_b, loss_b, pen_b, weights_b) = recorded, now
     return (
         opt_a is opt_b
@@ -124,12 +130,19 @@ class GraphStep:
         return self._stream
 
     @classmethod
-    def for_model(cls, step, model, params) -> GraphStep:
+    def for_model(cls, step, model, params, batches=()) -> GraphStep:
         """The model's GraphStep from an earlier fit, warmed up and maybe recorded, when it
         trains the same weights (the same tensors, in the same memory) with the same optimizer
-        and loss; else a new one."""
+        and loss on batches of the same kind (`batches`: the batch size, and the arrays, whose
+        shapes past the first axis and dtypes count); else a new one."""
+        kind = tuple(t if isinstance(t, int) else _kind(t) for t in batches)
         # the objects themselves, compared by identity: an id can be reused once freed
-        key = (model.optimizer, model.loss, step.penalized, [(p, p.data_ptr()) for p in params])
+        key = (
+            model.optimizer,
+            model.loss,
+            (step.penalized, kind),
+            [(p, p.data_ptr()) for p in params],
+        )
         graph = _graphs.get(model)
         if graph is None or graph.failed is not None or not _same(graph.key, key):
             graph = cls(step, model, params)
