@@ -347,6 +347,10 @@ def fit_model(
 ):
     """`model.fit(x, y, epochs=10)`: train on `(x, y)` in shuffled batches; returns a `History`.
 
+    On a GPU the step is recorded once as a CUDA graph and replayed for each batch where the
+    model and data allow it (`rnnkit.training._graph`); `model.step_path` says which step ran,
+    and `compile(jit_compile=False)` keeps the eager one.
+
     Args:
         x, y: inputs and targets: numpy arrays, pandas objects, torch tensors or lists
             (a list/dict of them for several inputs); or `x` alone as a torch `Dataset`,
