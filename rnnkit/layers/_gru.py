@@ -143,16 +143,14 @@ class GRU(CellLayer):
 
     def _torch_recurrence(self, x, states, mask, training):
         cell = self.cell
-        if cell.input_mask is not None:
-            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        x = cell.drop_inputs(x)
         outputs, h = gru_sequence(x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias)
         return outputs, h, [h]
 
     def _fused_recurrence(self, x, states, mask, training):
         """Same results as the reference loop: `x W + b` and the recurrence in one fused node."""
         cell = self.cell
-        if cell.input_mask is not None:
-            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        x = cell.drop_inputs(x)
         b_in, b_rec = cell._biases()
         h, last = gru_states(
             x,

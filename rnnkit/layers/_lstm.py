@@ -138,8 +138,7 @@ class LSTM(CellLayer):
 
     def _torch_recurrence(self, x, states, mask, training):
         cell = self.cell
-        if cell.input_mask is not None:
-            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        x = cell.drop_inputs(x)
         outputs, h, c = lstm_sequence(
             x, states[0], states[1], cell.kernel, cell.recurrent_kernel, cell.bias
         )
@@ -149,8 +148,7 @@ class LSTM(CellLayer):
         """Same results as the reference loop, masks included: one GEMM for `x W + b`, the
         fused loop, one GEMM each for `dW` and `dU`."""
         cell = self.cell
-        if cell.input_mask is not None:
-            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        x = cell.drop_inputs(x)
         h, c = lstm_states(
             x,
             states[0],

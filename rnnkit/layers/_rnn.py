@@ -72,6 +72,11 @@ class RNNCell(Layer):
             h_prev = h_prev * self.state_mask
         return x_t, h_prev
 
+    def drop_inputs(self, x):
+        """The whole sequence `x`, `(B, T, D)`, with this sequence's input dropout mask applied
+        (the same dropped inputs at every step), as the fused and torch kernels take it."""
+        return x if self.input_mask is None else x * self.input_mask.unsqueeze(1)
+
     def _dropout_mask(self, like: torch.Tensor, rate: float):
         if rate == 0.0:
             return None

@@ -91,8 +91,7 @@ class SimpleRNN(CellLayer):
 
     def _torch_recurrence(self, x, states, mask, training):
         cell = self.cell
-        if cell.input_mask is not None:
-            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        x = cell.drop_inputs(x)
         activation = activations.serialize(cell.activation)
         outputs, h = rnn_sequence(
             x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, activation
@@ -103,8 +102,7 @@ class SimpleRNN(CellLayer):
         """Same results as the reference loop: `x W + b` and the recurrence in one fused node."""
         cell = self.cell
         activation = activations.serialize(cell.activation)
-        if cell.input_mask is not None:
-            x = x * cell.input_mask.unsqueeze(1)  # the same dropped inputs at every step
+        x = cell.drop_inputs(x)
         h, last = simple_rnn_states(
             x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, mask, activation
         )  # (B, T, H), (B, H)
