@@ -387,36 +387,42 @@ def _gradcheck(cell, function, shapes):
     assert set(calls) == set(WRAPPERS[cell]), f"the compiled loops did not run: {calls}"
 
 
+# cell -> (its kernel as the gradcheck calls it, gate blocks, states, bias vectors); the
+# arguments: x, the states, W, U, then the biases
+GRADCHECK_CELLS = {
+    "simple_rnn": (
+        lambda x, h0, w, u, b: simple_rnn_states(x, h0, w, u, b, GRADCHECK_MASK, "tanh"),
+        1,
+        1,
+        1,
+    ),
+    "gru": (
+        lambda x, h0, w, u, b_in, b_rec: gru_states(
+            x, h0, w, u, b_in, b_rec, GRADCHECK_MASK, "tanh", "sigmoid"
+        ),
+        3,
+        1,
+        2,
+    ),
+    "lstm": (
+        lambda x, h0, c0, w, u, b: lstm_states(
+            x, h0, c0, w, u, b, GRADCHECK_MASK, "tanh", "sigmoid"
+        ),
+        4,
+        2,
+        1,
+    ),
+}
+
+
 @needs_loops
 @case("features", [D2, compiled.NARROW_INPUTS + 1], ids=["narrow", "wide"])
-def test_simple_rnn_gradcheck_through_the_compiled_loop(features):
-    def function(x, h0, w, u, b):
-        return simple_rnn_states(x, h0, w, u, b, GRADCHECK_MASK, "tanh")
-
-    shapes = [(B3, T4, features), (B3, H3), (features, H3), (H3, H3), (H3,)]
-    _gradcheck("simple_rnn", function, shapes)
-
-
-@needs_loops
-@case("features", [D2, compiled.NARROW_INPUTS + 1], ids=["narrow", "wide"])
-def test_gru_gradcheck_through_the_compiled_loop(features):
-    def function(x, h0, w, u, b_in, b_rec):
-        return gru_states(x, h0, w, u, b_in, b_rec, GRADCHECK_MASK, "tanh", "sigmoid")
-
-    d = features
-    shapes = [(B3, T4, d), (B3, H3), (d, 3 * H3), (H3, 3 * H3), (3 * H3,), (3 * H3,)]
-    _gradcheck("gru", function, shapes)
-
-
-@needs_loops
-@case("features", [D2, compiled.NARROW_INPUTS + 1], ids=["narrow", "wide"])
-def test_lstm_gradcheck_through_the_compiled_loop(features):
-    def function(x, h0, c0, w, u, b):
-        return lstm_states(x, h0, c0, w, u, b, GRADCHECK_MASK, "tanh", "sigmoid")
-
-    d = features
-    shapes = [(B3, T4, d), (B3, H3), (B3, H3), (d, 4 * H3), (H3, 4 * H3), (4 * H3,)]
-    _gradcheck("lstm", function, shapes)
+@case("cell", list(GRADCHECK_CELLS))
+def test_gradcheck_through_the_compiled_loop(cell, features):
+    function, gates, states, biases = GRADCHECK_CELLS[cell]
+    width = gates * H3
+    shapes = [(B3, T4, features), *[(B3, H3)] * states, (features, width), (H3, width)]
+    _gradcheck(cell, function, shapes + [(width,)] * biases)
 
 
 # ---- packing ------------------------------------------------------------------------------
