@@ -223,3 +223,34 @@ def serialize(fn):
             f"of type {type(fn).__name__}."
         )
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+class Attribute:
+    """A layer attribute that holds an activation and takes what the constructor takes.
+
+    `layer.activation = None` (linear), `= "relu"` or `= torch.tanh` after construction
+    all work, as in Keras, instead of leaving `None` or a name where a function is called.
+
+    Example:
+        >>> class Cell:
+        ...     activation = Attribute()
+        >>> cell = Cell()
+        >>> cell.activation = None
+        >>> cell.activation is linear
+        True
+    """
+
+    def __set_name__(self, owner, name):
+        self.name, self.slot = name, f"_{name}_fn"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        # An activation that is a torch.nn.Module (torch.nn.ReLU()): torch's __setattr__ keeps
+        # it with the layer's sub-modules instead of calling __set__.
+        module = obj.__dict__.get("_modules", {}).get(self.name)
+        return module if module is not None else obj.__dict__[self.slot]
+
+    def __set__(self, obj, value):
+        obj.__dict__.get("_modules", {}).pop(self.name, None)
+        obj.__dict__[self.slot] = get(value)

@@ -30,10 +30,17 @@ def random_x(rng, batch=B, steps=T, features=D):
 
 
 def flat(structure):
-    """Keras returns a stack's states nested per cell, `(out, [h1], [h2, c2])`; rnnkit flat."""
+    """The tensors of a nested structure, in order: `(out, [h1], [h2, c2])` -> 4 tensors."""
     if isinstance(structure, (list, tuple)):
         return [leaf for item in structure for leaf in flat(item)]
     return [structure]
+
+
+def nesting(structure):
+    """The shapes of a nested structure with its nesting, tuples and lists alike as lists."""
+    if isinstance(structure, (list, tuple)) and not all(isinstance(s, int) for s in structure):
+        return [nesting(item) for item in structure]
+    return tuple(structure if isinstance(structure, tuple) else structure.shape)
 
 
 # ---------------------------------------------------------------- custom cells
@@ -321,10 +328,25 @@ def test_stacked_cells_match_keras(rng, return_sequences, return_state, go_backw
     )
     got, want = ours(x), theirs(x)
     if return_state:
-        # States in the cells' order, flat in rnnkit: [h1, h2, c2, h3].
-        assert [tuple(s.shape) for s in got[1:]] == [(B, 4), (B, 3), (B, 3), (B, 2)]
-        want = flat(want)
+        # States nested per cell, [out, h1, [h2, c2], h3], as Keras declares them (its eager
+        # call also wraps a one-state cell's h in a list), so `out, s1, s2, s3 = ...` works.
+        shape = nesting(theirs.compute_output_shape(x.shape))
+        assert nesting(got) == nesting(ours.compute_output_shape(x.shape)) == shape
+        assert nesting(got)[1:] == [(B, 4), [(B, 3), (B, 3)], (B, 2)]
+        out, h1, (h2, c2), h3 = got
+        got, want = flat(got), flat(want)
     assert_close(got, want)
+
+
+def test_stacked_cells_nested_states_in_a_functional_model_match_keras(rng):
+    x = random_x(rng)
+    theirs, ours = stacked_pair(rng, x, return_sequences=True, return_state=True)
+    k_in, r_in = K.Input(x.shape[1:]), R.Input(x.shape[1:])
+    k_out, r_out = theirs(k_in), ours(r_in)
+    assert nesting(r_out) == nesting(k_out)
+    out, h1, (h2, c2), h3 = r_out
+    model = rnnkit.Model(r_in, [out, h1, h2, c2, h3])
+    assert_close(model(x), flat(theirs(x)))
 
 
 def test_stacked_cells_weights_match_keras(rng):
@@ -332,7 +354,8 @@ def test_stacked_cells_weights_match_keras(rng):
     theirs, ours = stacked_pair(rng, x)
     assert weight_shapes(ours) == weight_shapes(theirs)
     assert ours.count_params() == theirs.count_params()
-    assert ours.cell.state_size == [4, 3, 3, 2]
+    assert ours.cell.state_size == [4, [3, 3], 2] == theirs.cell.state_size
+    assert ours.state_sizes == [4, 3, 3, 2]
     assert ours.cell.output_size == theirs.cell.output_size == 2
 
 
@@ -343,11 +366,12 @@ def test_stacked_cells_with_mask_and_initial_state_match_keras(rng, go_backwards
     theirs, ours = stacked_pair(
         rng, x, return_sequences=True, return_state=True, go_backwards=go_backwards
     )
-    assert_close(ours(x, mask=mask), flat(theirs(x, mask=mask)))
+    assert_close(flat(ours(x, mask=mask)), flat(theirs(x, mask=mask)))
     states = [torch.from_numpy(rng.normal(size=(B, n)).astype(np.float32)) for n in (4, 3, 3, 2)]
     nested = [[states[0]], [states[1], states[2]], [states[3]]]  # Keras nests them per cell
     want = flat(theirs(x, initial_state=nested, mask=mask))
-    assert_close(ours(x, initial_state=states, mask=mask), want)
+    assert_close(flat(ours(x, initial_state=nested, mask=mask)), want)
+    assert_close(flat(ours(x, initial_state=states, mask=mask)), want)  # flat works too
 
 
 def test_list_of_cells_stacks_them_like_keras(rng):
@@ -402,7 +426,7 @@ def test_stacked_cells_config_round_trips(rng):
     rebuilt.set_weights(ours.get_weights())
     assert_close(rebuilt(x), theirs(x))
     cells = R.StackedRNNCells.from_config(ours.cell.get_config())
-    assert cells.state_size == [4, 3, 3, 2]
+    assert cells.state_size == [4, [3, 3], 2]
 
 
 def test_rnn_config_round_trips_every_option():

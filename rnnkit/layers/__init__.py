@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextvars
 
-from rnnkit.layers._base import Layer
+from rnnkit.layers._base import Layer, unsaved_arguments
 from rnnkit.layers._bidirectional import Bidirectional
 from rnnkit.layers._core import (
     Activation,
@@ -75,7 +75,18 @@ def _registry() -> dict[str, type]:
 
 def serialize(layer: Layer) -> dict:
     """`{"class_name": ..., "config": ...}`, the form `deserialize` (and saving) reads."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    config = layer.get_config()
+    missing = unsaved_arguments(layer, config) if isinstance(layer, Layer) else []
+    if missing:
+        name = type(layer).__name__
+        raise TypeError(
+            f"{name} '{layer.name}' cannot be saved: its constructor argument(s) "
+            f"{', '.join(repr(m) for m in missing)} are not numbers, strings, booleans, None "
+            "or lists/dicts of them, so a config cannot hold them. Write "
+            f"{name}.get_config() to return what rebuilds them (and from_config(config) to "
+            "turn that back into objects), or pass such values as plain numbers and lists."
+        )
+    return {"class_name": type(layer).__name__, "config": config}
 
 
 # Classes of the user's own, visible to nested deserialize() calls (an RNN's custom cell, a

@@ -16,6 +16,7 @@ A layer is a `torch.nn.Module` with Keras' habits:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import itertools
@@ -32,6 +33,8 @@ from rnnkit import _tree, constraints, initializers, regularizers
 from rnnkit.layers._graph import Node, SymbolicTensor
 
 MASK_ATTR = "_rnnkit_mask"
+# True: add_weight makes shape-only weights on torch's meta device (no memory, no values).
+META_WEIGHTS = contextvars.ContextVar("rnnkit_meta_weights", default=False)
 
 _name_counters: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -122,6 +125,18 @@ class Layer(nn.Module):
     """
 
     supports_masking = False
+    # Built when made, as Keras' weightless Dropout, Masking and Activation are.
+    built_at_init = False
+    # Integer and bool inputs become the layer's float dtype, as Keras' ops promote them; a
+    # layer that reads integers as such (Embedding's ids) turns this off.
+    casts_integer_inputs = True
+
+    def __new__(cls, *args, **kwargs):
+        layer = super().__new__(cls)
+        # Keras records the constructor arguments of a class of the user's, so that one
+        # which writes no get_config still saves and loads (see `get_config`).
+        layer.__dict__["_constructor_args"] = _user_arguments(cls, args, kwargs)
+        return layer
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -152,7 +167,7 @@ class Layer(nn.Module):
             raise TypeError(f"Layer name must be a string; got {name!r}.")
         self.name = name or unique_name(self._default_name())
         self.dtype = as_dtype(dtype)
-        self.built = False
+        self.built = self.built_at_init
         self._trainable = bool(trainable)
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.inbound_nodes: list[Node] = []
@@ -216,7 +231,11 @@ class Layer(nn.Module):
         and its gradient back, on every call.
         """
         init = initializers.get(initializer)
-        value = init(tuple(shape), dtype=as_dtype(dtype) if dtype else self.dtype)
+        dtype = as_dtype(dtype) if dtype else self.dtype
+        if META_WEIGHTS.get():  # rnnkit.saving sizes a file's model before allocating it
+            value = torch.empty(tuple(shape), dtype=dtype, device="meta")
+        else:
+            value = init(tuple(shape), dtype=dtype)
         if transposed:
             value = value.t().contiguous().t()
         param = nn.Parameter(value, requires_grad=bool(trainable and self._trainable))
@@ -383,22 +402,20 @@ class Layer(nn.Module):
         return outputs
 
     def _convert_inputs(self, inputs):
-        if isinstance(inputs, torch.Tensor) and (
-            inputs.dtype == self.dtype or not inputs.is_floating_point()
-        ):
+        if isinstance(inputs, torch.Tensor) and inputs.dtype == self.dtype:
             return inputs  # the common case, kept cheap
 
         def convert(value):
-            if value is None or isinstance(value, (torch.Tensor, int, float, bool, str)):
-                if isinstance(value, torch.Tensor) and value.is_floating_point():
-                    return (
-                        _keep_mask(value, value.to(self.dtype))
-                        if value.dtype != self.dtype
-                        else value
-                    )
+            if value is None or isinstance(value, (int, float, bool, str)):
                 return value
-            device = next((p.device for p in self.parameters()), None)
-            return to_tensor(value, self.dtype, device)
+            if not isinstance(value, torch.Tensor):
+                device = next((p.device for p in self.parameters()), None)
+                value = to_tensor(value, self.dtype, device)
+            if value.dtype == self.dtype or not (
+                value.is_floating_point() or self.casts_integer_inputs and not value.is_complex()
+            ):
+                return value
+            return _keep_mask(value, value.to(self.dtype))
 
         return _tree.map_structure(convert, inputs)
 
@@ -437,7 +454,12 @@ class Layer(nn.Module):
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
-        """Constructor arguments that rebuild this layer (without its weights)."""
+        """Constructor arguments that rebuild this layer (without its weights).
+
+        For a class of your own, the arguments its constructor was called with are in it
+        too (those that JSON can hold), as in Keras: a cell or layer that writes no
+        get_config of its own still saves and loads.
+        """
         config = {
             "name": self.name,
             "trainable": self.trainable,
@@ -446,6 +468,9 @@ class Layer(nn.Module):
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = tuple(self.batch_input_shape)
         config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        recorded = self.__dict__.get("_constructor_args")
+        if recorded is not None:
+            config = _with_constructor_args(type(self), config, recorded)
         return config
 
     @classmethod
@@ -457,6 +482,85 @@ class Layer(nn.Module):
         if not self.inbound_nodes:
             return None
         return _map_shapes_from_tensors(self.inbound_nodes[-1].outputs)
+
+
+_INIT_SIGNATURES: dict[type, inspect.Signature | None] = {}
+
+
+def _user_init_signature(cls) -> inspect.Signature | None:
+    """The signature of `cls.__init__` when a class outside rnnkit defines it, else None."""
+    if cls not in _INIT_SIGNATURES:
+        owner = next(k for k in cls.__mro__ if "__init__" in k.__dict__)
+        ours = owner.__module__.partition(".")[0] in ("rnnkit", "torch")
+        _INIT_SIGNATURES[cls] = None if ours else inspect.signature(owner.__init__)
+    return _INIT_SIGNATURES[cls]
+
+
+def _user_arguments(cls, args, kwargs) -> dict | None:
+    """`{name: value}` of a call to a user class's constructor (None for rnnkit's classes,
+    or when the call does not fit the signature: then `__init__` itself will say so)."""
+    signature = _user_init_signature(cls)
+    if signature is None:
+        return None
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    recorded = {}
+    for name, value in list(bound.arguments.items())[1:]:  # [0] is self
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            recorded.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                recorded[f"*{name}"] = value  # cannot be passed back by keyword
+        else:
+            recorded[name] = value
+    return recorded
+
+
+_NOT_JSON = object()
+
+
+def _json_ready(value):
+    """`value` as JSON holds it (numpy scalars to numbers, tuples to lists), or `_NOT_JSON`."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        items = [_json_ready(v) for v in value]
+        return _NOT_JSON if any(v is _NOT_JSON for v in items) else items
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = {k: _json_ready(v) for k, v in value.items()}
+        return _NOT_JSON if any(v is _NOT_JSON for v in items.values()) else items
+    return _NOT_JSON
+
+
+def _with_constructor_args(cls, config: dict, recorded: dict) -> dict:
+    """`config` with a user class's recorded constructor arguments added (the config's own
+    values win). Without `**kwargs` in its `__init__`, base keys it does not take are left
+    out, so that `cls(**config)` works, as Keras does."""
+    params = _user_init_signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        config = {k: v for k, v in config.items() if k in params}
+    for name, value in recorded.items():
+        value = _json_ready(value)
+        if name not in config and value is not _NOT_JSON:
+            config[name] = value
+    return config
+
+
+def unsaved_arguments(layer, config: dict) -> list[str]:
+    """The constructor arguments of a user's layer that writes no get_config of its own and
+    that `config` lacks because JSON cannot hold them (an array, an object): such a layer
+    cannot be rebuilt from `config`."""
+    owner = next(k for k in type(layer).__mro__ if "get_config" in k.__dict__)
+    if owner.__module__.partition(".")[0] != "rnnkit":
+        return []  # the user's own get_config decides what rebuilds the layer
+    recorded = layer.__dict__.get("_constructor_args") or {}
+    return [name for name in recorded if name not in config]
 
 
 def _has_symbolic(args, kwargs) -> bool:

@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from rnnkit import _tree
 from rnnkit.kernels.torch_rnn import bidirectional_lstm_sequence
 from rnnkit.layers._base import Layer
 from rnnkit.layers._lstm import LSTM
@@ -188,7 +189,8 @@ class Bidirectional(Layer):
         output_mask = mask if self.return_sequences else None
         outputs = [output_mask, output_mask] if self.merge_mode is None else [output_mask]
         if self.return_state:
-            return outputs + [None] * (2 * len(self.forward_layer.state_sizes))
+            states = self.forward_layer.compute_mask(inputs, mask)[1:]  # None, nested as states
+            return outputs + states + states
         return outputs if self.merge_mode is None else output_mask
 
     @property
@@ -221,7 +223,7 @@ class Bidirectional(Layer):
 
     def _split_states(self, states, what) -> tuple[list, list]:
         """`(forward's, backward's)` from one flat list: forward's states, then backward's."""
-        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        states = _tree.flatten(states)  # stacked cells' states may come nested per cell
         n_forward = len(self.forward_layer.state_sizes)
         n_backward = len(self.backward_layer.state_sizes)
         if len(states) != n_forward + n_backward:

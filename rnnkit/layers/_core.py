@@ -7,7 +7,7 @@ import math
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
-from rnnkit.layers._base import Layer, shape_str
+from rnnkit.layers._base import Layer, shape_str, to_tensor
 
 
 class Dense(Layer):
@@ -30,6 +30,7 @@ class Dense(Layer):
     """
 
     supports_masking = True
+    activation = activations.Attribute()
 
     def __init__(
         self,
@@ -49,7 +50,7 @@ class Dense(Layer):
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense: units must be a positive integer; got {units!r}.")
         self.units = units
-        self.activation = activations.get(activation)
+        self.activation = activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -125,10 +126,12 @@ class Activation(Layer):
     """Applies an activation function: `Activation('relu')`."""
 
     supports_masking = True
+    built_at_init = True  # no weights to make, as Keras' Activation
+    activation = activations.Attribute()
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self.activation = activation
 
     def call(self, inputs):
         return self.activation(inputs)
@@ -151,6 +154,7 @@ class Dropout(Layer):
     """
 
     supports_masking = True
+    built_at_init = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -237,13 +241,14 @@ class Masking(Layer):
     """
 
     supports_masking = True
+    built_at_init = True
 
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
         self.mask_value = mask_value
 
     def compute_mask(self, inputs, mask=None):
-        return (inputs != self.mask_value).any(dim=-1)
+        return (to_tensor(inputs) != self.mask_value).any(dim=-1)
 
     def call(self, inputs):
         keep = (inputs != self.mask_value).any(dim=-1, keepdim=True)

@@ -32,6 +32,8 @@ class Embedding(Layer):
         (1, 3, 64)
     """
 
+    casts_integer_inputs = False  # ids stay integers
+
     def __init__(
         self,
         input_dim,
@@ -63,6 +65,8 @@ class Embedding(Layer):
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
         self._initial_weights = weights
+        if weights is not None:  # the table's shape is known: build now, as Keras does
+            self.build(None)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(

@@ -46,12 +46,13 @@ class GRUCell(DenseRNNCell):
     """
 
     gates = 3
+    recurrent_activation = activations.Attribute()
     # The activations torch's own kernel computes (its fast path on a GPU: cuDNN).
     torch_activations = (("tanh", "sigmoid"),)
 
     def __init__(self, units, recurrent_activation="sigmoid", reset_after=True, **kwargs):
         super().__init__(units, **kwargs)
-        self.recurrent_activation = activations.get(recurrent_activation)
+        self.recurrent_activation = recurrent_activation
         self.reset_after = bool(reset_after)
 
     def bias_shape(self):

@@ -47,6 +47,7 @@ class LSTMCell(DenseRNNCell):
     """
 
     gates = 4
+    recurrent_activation = activations.Attribute()
     # The activations torch's own kernel computes (its fast path on a GPU: cuDNN).
     torch_activations = (("tanh", "sigmoid"),)
     state_names = ("h", "c")  # the order of `states`, named in error messages
@@ -60,7 +61,7 @@ class LSTMCell(DenseRNNCell):
 
     def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
-        self.recurrent_activation = activations.get(recurrent_activation)
+        self.recurrent_activation = recurrent_activation
         self.unit_forget_bias = bool(unit_forget_bias)
         self.state_size = [self.units, self.units]
 

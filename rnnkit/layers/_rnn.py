@@ -16,7 +16,7 @@ import logging
 
 import torch
 
-from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit import _tree, activations, constraints, initializers, regularizers
 from rnnkit._capture import in_graph
 from rnnkit.kernels import compiled
 from rnnkit.kernels.simple_rnn import ACTIVATIONS
@@ -116,6 +116,7 @@ class DenseRNNCell(RNNCell):
     """
 
     gates = 1
+    activation = activations.Attribute()
     # Keep W and U transposed in memory (see `Layer.add_weight`), for a cell whose fused
     # kernel reads them so.
     transposed_weights = False
@@ -141,7 +142,7 @@ class DenseRNNCell(RNNCell):
     ):
         super().__init__(dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
         self.units = check_units(type(self).__name__, units)
-        self.activation = activations.get(activation)
+        self.activation = activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -216,15 +217,17 @@ logger = logging.getLogger("rnnkit")
 
 
 def _state_sizes(cell) -> list[int]:
-    sizes = cell.state_size
-    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+    """A cell's state sizes, flat: `[units]`, `[units, units]` (LSTM), or, for stacked cells,
+    every cell's in turn."""
+    return _tree.flatten(cell.state_size)
 
 
 class StackedRNNCells(Layer):
     """Several cells run as one: at each step, each cell's output is the next cell's input.
 
     `RNN(StackedRNNCells([LSTMCell(8), LSTMCell(4)]))` is a two-layer LSTM in one loop.
-    The states are the cells' states one after another (flat: `[h1, c1, h2, c2]`).
+    Its `state_size` is per cell, as in Keras (`[[8, 8], 4]`); the loop keeps the states flat,
+    one cell's after another (`[h1, c1, h2]`), and `return_state` gives them per cell.
 
     Example:
         >>> import numpy as np
@@ -239,7 +242,7 @@ class StackedRNNCells(Layer):
         if not cells:
             raise ValueError("StackedRNNCells needs a non-empty list of cells.")
         self.cells = torch.nn.ModuleList(cells)
-        self.state_size = [n for cell in cells for n in _state_sizes(cell)]
+        self.state_size = [cell.state_size for cell in cells]  # per cell, as in Keras
         last = cells[-1]
         self.output_size = getattr(last, "output_size", _state_sizes(last)[0])
 
@@ -394,8 +397,7 @@ class RNN(Layer):
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states = None  # carried state of a stateful layer
-        sizes = cell.state_size
-        self.state_sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+        self.state_sizes = _state_sizes(cell)
 
     def _shape_from_input_dim(self, input_dim, input_length):
         return (input_length, input_dim)
@@ -414,11 +416,7 @@ class RNN(Layer):
         if len(shape) != 3:
             hint = ""
             if len(shape) == 2:
-                b, d = shape
-                hint = (
-                    f" Missing the time axis? Try x.reshape({b}, 1, {d}) for one step, or "
-                    f"x.reshape({b}, {d}, 1) for {d} steps of one feature."
-                )
+                hint = self._time_axis_hint(*shape)
             elif len(shape) == 4:
                 hint = " Merge the extra axis into features, e.g. x.reshape(batch, timesteps, -1)."
             raise ValueError(f"{kind} expects input {want}; got shape {shape_str(shape)}.{hint}")
@@ -434,6 +432,24 @@ class RNN(Layer):
                 "features, or make a new layer for the new size."
             )
 
+    def _time_axis_hint(self, b, d) -> str:
+        """How to give 2-D data `(b, d)` the time axis this layer needs: windows of the length
+        its model feeds it, when it is in one with a fixed number of steps."""
+        graph_input = self.inbound_nodes[-1].args[0] if self.inbound_nodes else None
+        steps = getattr(graph_input, "shape", (None, None))[1]
+        if steps is None or d != self._built_features():
+            return (
+                f" Missing the time axis? Try x.reshape({b}, 1, {d}) for one step, or "
+                f"x.reshape({b}, {d}, 1) for {d} steps of one feature."
+            )
+        rows = f"{b} rows make {b // steps} samples" if b % steps == 0 else "a multiple of it"
+        return (
+            f" Missing the time axis: each sample is {steps} steps of {d} features. For "
+            f"back-to-back windows of {steps} rows, x.reshape(-1, {steps}, {d}) ({rows}); for "
+            "sliding windows, rnnkit.data.timeseries_dataset_from_array(x, targets, "
+            f"sequence_length={steps})."
+        )
+
     def _built_features(self):
         if not self.built or self._build_input_shape is None:
             return None
@@ -447,14 +463,24 @@ class RNN(Layer):
         batch, steps = input_shape[0], input_shape[1]
         output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
-            return [output] + [(batch, n) for n in self.state_sizes]
+            return [output, *self.nest_states([(batch, n) for n in self.state_sizes])]
         return output
 
     def compute_mask(self, inputs, mask=None):
         output_mask = mask if self.return_sequences else None
         if self.return_state:
-            return [output_mask] + [None] * len(self.state_sizes)
+            return [output_mask, *self.nest_states([None] * len(self.state_sizes))]
         return output_mask
+
+    def nest_states(self, states: list) -> list:
+        """The final states as `return_state` gives them: one entry per state, or, for stacked
+        cells, one per cell (`[[h1, c1], h2]` for an LSTM cell then a GRU cell), as in Keras."""
+        if not isinstance(self.cell, StackedRNNCells):
+            return list(states)
+        return [
+            group if isinstance(cell.state_size, (list, tuple)) else group[0]
+            for cell, group in zip(self.cell.cells, self.cell._split(states))
+        ]
 
     # -------------------------------------------------------------- state
     def get_initial_state(self, batch_size, device=None):
@@ -479,8 +505,7 @@ class RNN(Layer):
     reset_state = reset_states
 
     def _check_states(self, states, batch) -> list[torch.Tensor]:
-        if not isinstance(states, (list, tuple)):
-            states = [states]
+        states = _tree.flatten(states)  # stacked cells' states may come nested per cell
         if len(states) != len(self.state_sizes):
             names = getattr(self.cell, "state_names", None)  # LSTM: ("h", "c")
             fix = f"initial_state=[{', '.join(names)}]" if names else "a list"
@@ -548,7 +573,7 @@ class RNN(Layer):
             self.states = [s.detach() for s in states]
         output = sequence if self.return_sequences else y
         if self.return_state:
-            return [output, *states]
+            return [output, *self.nest_states(states)]
         return output
 
     def _reference_loop(self, x, states, mask, training):

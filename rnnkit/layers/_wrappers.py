@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnnkit.layers._base import Layer, shape_str
+from rnnkit.layers._base import Layer, _call_params, shape_str, to_tensor
 
 
 class TimeDistributed(Layer):
@@ -40,13 +40,33 @@ class TimeDistributed(Layer):
     def build(self, input_shape):
         self.layer._maybe_build((input_shape[0], *input_shape[2:]))
 
-    def call(self, inputs, training=False):
+    @property
+    def casts_integer_inputs(self) -> bool:
+        return self.layer.casts_integer_inputs  # TimeDistributed(Embedding(...)) reads ids
+
+    def call(self, inputs, training=False, mask=None):
         batch, steps = inputs.shape[:2]
         flat = inputs.reshape(batch * steps, *inputs.shape[2:])  # (B*T, ...)
         self.layer.check_input_shape(tuple(flat.shape))
-        kwargs = {"training": training} if _takes_training(self.layer) else {}
+        kwargs = {"training": training} if "training" in _call_params(type(self.layer)) else {}
+        if mask is not None:
+            mask = self._check_mask(mask, inputs)
+            if "mask" in _call_params(type(self.layer)):
+                # Each step's slice of the mask goes with that step, as in Keras.
+                kwargs["mask"] = mask.reshape(batch * steps, *mask.shape[2:])  # (B*T, ...)
         out = self.layer.call(flat, **kwargs)
         return out.reshape(batch, steps, *out.shape[1:])  # (B, T, ...)
+
+    def _check_mask(self, mask, inputs):
+        mask = to_tensor(mask, device=inputs.device)
+        if tuple(mask.shape[:2]) != tuple(inputs.shape[:2]):
+            raise ValueError(
+                f"TimeDistributed '{self.name}': the mask must start with the input's (batch, "
+                f"timesteps) = {shape_str(tuple(inputs.shape[:2]))}; got a mask of shape "
+                f"{shape_str(tuple(mask.shape))}. Pass one flag per sample and step, e.g. the "
+                "mask of the layer before, or none."
+            )
+        return mask.bool()
 
     def compute_output_shape(self, input_shape):
         inner = self.layer.compute_output_shape((input_shape[0], *input_shape[2:]))
@@ -62,9 +82,3 @@ class TimeDistributed(Layer):
         from rnnkit.layers import deserialize
 
         return cls(**dict(config, layer=deserialize(config["layer"])))
-
-
-def _takes_training(layer) -> bool:
-    from rnnkit.layers._base import _call_params
-
-    return "training" in _call_params(type(layer))

@@ -42,11 +42,15 @@ class Model(Layer):
         105
     """
 
+    # A model leaves integer inputs as they are: its first layers decide (an Embedding reads
+    # them as ids, a Dense casts them).
+    casts_integer_inputs = False
+
     def __new__(cls, *args, **kwargs):
         # As in Keras, Model(inputs, outputs) makes a `Functional` (a Model subclass).
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             cls = Functional
-        return super().__new__(cls)
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         functional = inputs is not None or outputs is not None
@@ -217,10 +221,23 @@ class Model(Layer):
                     for want, got in zip(t.shape[1:], s[1:])
                 )
             ):
+                if isinstance(s, tuple) and len(s) != len(t.shape):
+                    self._check_in_first_layers(t, s)
                 raise ValueError(
                     f"Model '{self.name}': input {t.name!r} expects shape {shape_str(t.shape)} "
                     f"(None = any size); got {s if not isinstance(s, tuple) else shape_str(s)}."
                 )
+
+    def _check_in_first_layers(self, t, shape) -> None:
+        """Let the layers that read input `t` first judge `shape`, of the wrong rank: their
+        messages say more than the model's (a missing time axis, and the reshape that adds
+        it)."""
+        for layer in self.layers:
+            if any(node.args and node.args[0] is t for node in layer.inbound_nodes):
+                try:
+                    layer.check_input_shape(shape)
+                except ValueError as err:
+                    raise ValueError(f"Model '{self.name}': {err}") from None
 
     def _convert_inputs(self, inputs):
         if not self.inputs:
