@@ -231,14 +231,35 @@ def _per_label(confusion: np.ndarray, names: list[str]) -> dict:
     return scores
 
 
-def classify_texts(model, texts) -> pd.DataFrame:
-    """The label and its probability for each text, with a model saved by `rnnkit classify`."""
-    meta = model.metadata
+# What `classify_texts` reads from a saved model's metadata.
+METADATA = ("labels", "maxlen", "tokenizer")
+
+
+def check_classify_model(model, name: str | None = None) -> dict:
+    """The metadata of a model saved by `rnnkit classify`, or a ValueError saying what is off.
+
+    `name` is what messages call the model (its file); default: the model's name.
+    """
+    name = name or f"The model '{model.name}'"
+    meta = getattr(model, "metadata", None) or {}
     if meta.get("task") != TASK:
         raise ValueError(
-            f"The model '{model.name}' was not saved by `rnnkit classify` (its metadata has "
-            f"task={meta.get('task')!r})."
+            f"{name} was not saved by `rnnkit classify` (its metadata has "
+            f"task={meta.get('task')!r}); it cannot label texts."
         )
+    missing = [field for field in METADATA if field not in meta]
+    if missing:
+        raise ValueError(
+            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
+            "which `rnnkit classify` writes into every model it saves. The file was edited or "
+            "not written by `rnnkit classify`; train it again with rnnkit classify."
+        )
+    return meta
+
+
+def classify_texts(model, texts) -> pd.DataFrame:
+    """The label and its probability for each text, with a model saved by `rnnkit classify`."""
+    meta = check_classify_model(model)
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():

@@ -125,7 +125,12 @@ def load_series(
     numbers = numeric_columns(frame, columns, source)
     if date_col is not None:
         numbers[date_col] = frame[date_col].to_numpy()
-    numbers = fill_missing(numbers, fill, columns=columns)
+    if date_col is not None:
+        _check_one_row_per_date(numbers[date_col], source)
+    filled = fill_missing(numbers, fill, columns=columns)
+    if filled.empty:
+        raise ValueError(_dropped_everything(numbers[columns], source))
+    numbers = filled
     dates = numbers[date_col].reset_index(drop=True) if date_col is not None else None
     return Series(
         values=numbers[features].to_numpy(np.float64),
@@ -134,6 +139,36 @@ def load_series(
         target_index=features.index(target) if target in features else -1,
         dates=dates,
         skipped=skipped,
+    )
+
+
+def _check_one_row_per_date(dates: pd.Series, source: str) -> None:
+    """A ValueError if a date has several rows: stacked series would be read as one, interleaved."""
+    repeated = dates[dates.duplicated(keep=False)]
+    if repeated.empty:
+        return
+    counts = repeated.value_counts().sort_index()
+    # astype(str) on the index drops the time of day when every date is at midnight
+    shown = zip(counts.index.astype(str)[:3], counts.to_numpy()[:3])
+    first = ", ".join(f"{date} ({n} rows)" for date, n in shown)
+    more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
+    raise ValueError(
+        f"'{source}' has more than one row for {len(counts)} date(s): {first}{more}. A "
+        "forecast reads one row per date, in time order; several series stacked in one table "
+        "are not supported yet. Keep one series per file (the rows of one id or name), or "
+        "combine each date's rows into one (their sum or mean) before forecasting."
+    )
+
+
+def _dropped_everything(numbers: pd.DataFrame, source: str) -> str:
+    """Why `fill="drop"` left no rows: each column with gaps, and how many."""
+    gaps = numbers.isna().sum()
+    gaps = gaps[gaps > 0]
+    which = ", ".join(f"{column!r} ({n} missing)" for column, n in gaps.items())
+    return (
+        f"Filling by 'drop' removed all {len(numbers)} rows of '{source}': every row misses a "
+        f"value in one of {which}. Leave the sparse column(s) out of the features (--features), "
+        "or fill the gaps instead (--fill ffill or --fill interpolate)."
     )
 
 
@@ -249,6 +284,7 @@ def train_forecast(
     rows = len(series.target)
     split = chronological_split(rows, settings.validation_split, settings.test_split)
     _check_rows(rows, split, settings)
+    _check_target_changes(series.target, settings.target)
     scaler = StandardScaler(series.names).fit(series.values[split.train])
     inputs = _inputs(series, scaler, settings.calendar)
     center, spread = _target_scale(series, scaler)
@@ -311,7 +347,8 @@ def train_forecast(
             "season": int(season),
             "meaning": season_name or f"{season} rows earlier",
         }
-    metrics["skill_vs_persistence"] = 1 - metrics["model"]["rmse"] / metrics["persistence"]["rmse"]
+    model_rmse, persistence_rmse = metrics["model"]["rmse"], metrics["persistence"]["rmse"]
+    metrics["skill_vs_persistence"] = _skill(model_rmse, persistence_rmse)
     if settings.horizon > 1:
         metrics["model_by_step"] = [
             _errors(forecast[:, k], truth[:, k]) for k in range(settings.horizon)
@@ -353,6 +390,21 @@ def _target_scale(series: Series, scaler) -> tuple[float, float]:
     return 0.0, 1.0
 
 
+def _skill(rmse: float, persistence_rmse: float) -> float | None:
+    """How much lower the model's RMSE is than persistence's, as a fraction; None when the
+    target does not change over the test rows (persistence exact, nothing to divide by)."""
+    return None if persistence_rmse == 0 else 1 - rmse / persistence_rmse
+
+
+def _check_target_changes(target: np.ndarray, name: str) -> None:
+    if np.ptp(target) == 0:
+        raise ValueError(
+            f"The target {name!r} holds the same value, {target[0]:g}, in all {len(target)} "
+            "rows: there is nothing to forecast (the last value is always right). Choose a "
+            "--target column whose values change."
+        )
+
+
 def _check_rows(rows: int, split, settings: ForecastSettings) -> None:
     need = settings.window + settings.horizon
     for name, part in (("training", split.train), ("validation", split.validation)):
@@ -384,6 +436,21 @@ def _frequency(dates: pd.Series) -> str:
     return str(dates.diff().median())
 
 
+# What `forecast_next` reads from a saved model's metadata ("step" is optional: None
+# when the rows had no dates).
+METADATA = (
+    "target",
+    "features",
+    "date_col",
+    "calendar",
+    "predict_change",
+    "window",
+    "horizon",
+    "fill",
+    "scaler",
+)
+
+
 def _metadata(series: Series, settings: ForecastSettings, scaler) -> dict:
     step = None
     if series.dates is not None and len(series.dates) > 1:
@@ -406,6 +473,50 @@ def _metadata(series: Series, settings: ForecastSettings, scaler) -> dict:
 # ------------------------------------------------------------------------------ predict
 
 
+def check_forecast_model(model, name: str | None = None) -> dict:
+    """The metadata of a model saved by `rnnkit forecast`, or a ValueError saying what is off.
+
+    Args:
+        model: a loaded model.
+        name: what messages call it (the file's path); default: the model's name.
+    """
+    name = name or f"The model '{model.name}'"
+    meta = getattr(model, "metadata", None) or {}
+    if meta.get("task") != TASK:
+        raise ValueError(
+            f"{name} was not saved by `rnnkit forecast` (its metadata has "
+            f"task={meta.get('task')!r}); it cannot read a CSV of series."
+        )
+    missing = [key for key in METADATA if key not in meta]
+    if missing:
+        raise ValueError(
+            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
+            "which `rnnkit forecast` writes into every model it saves. The file was edited or "
+            "not written by `rnnkit forecast`; train it again with rnnkit forecast."
+        )
+    for key in ("window", "horizon"):  # they size the arrays: a wrong type fails far away
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{name} is damaged: its metadata.json has {key}={value!r}, where `rnnkit "
+                "forecast` writes a positive integer. Train it again with rnnkit forecast."
+            )
+    return meta
+
+
+def _in_date_order(frame: pd.DataFrame, date_col: str, source: str) -> pd.DataFrame:
+    """`frame` with `date_col` parsed and the rows sorted by it; a ValueError for a non-date."""
+    dates = pd.to_datetime(frame[date_col], errors="coerce")
+    if dates.isna().any():
+        row = int(dates.isna().to_numpy().argmax())
+        raise ValueError(
+            f"Column {date_col!r} of '{source}' holds {frame[date_col].iloc[row]!r} in row "
+            f"{row}, not a date; the model reads a date on every row. Fix or remove that row."
+        )
+    frame = frame.assign(**{date_col: dates})
+    return frame.sort_values(date_col, kind="stable").reset_index(drop=True)
+
+
 def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     """The next `horizon` values of the saved model's target after the last row of `frame`.
 
@@ -417,17 +528,10 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
         A DataFrame with `step` (1..horizon), the date when the table has dates, and the
         forecast, named after the target.
     """
-    meta = model.metadata
-    if meta.get("task") != TASK:
-        raise ValueError(
-            f"The model '{model.name}' was not saved by `rnnkit forecast` (its metadata has "
-            f"task={meta.get('task')!r}); it cannot read a CSV of series."
-        )
+    meta = check_forecast_model(model)
     date_col = meta["date_col"]
     if date_col is not None and date_col in frame.columns:
-        frame = frame.copy()
-        frame[date_col] = pd.to_datetime(frame[date_col])
-        frame = frame.sort_values(date_col, kind="stable").reset_index(drop=True)
+        frame = _in_date_order(frame, date_col, source)
     elif date_col is not None and meta["calendar"]:
         require_columns(frame, [date_col], source, "the model's date column")
     series = load_series(

@@ -291,6 +291,11 @@ def train_generate(
 # ------------------------------------------------------------------------------ sample
 
 
+# What `sample` reads from a saved model's metadata (`rnnkit generate MODEL` without --seed
+# also reads "default_seed").
+METADATA = ("vocabulary",)
+
+
 def check_generate_model(model, name: str = "the model") -> dict:
     """The metadata of a model saved by `rnnkit generate`, or a ValueError saying what it is."""
     meta = getattr(model, "metadata", None) or {}
@@ -299,6 +304,13 @@ def check_generate_model(model, name: str = "the model") -> dict:
             f"{name} was not saved by `rnnkit generate` (its metadata has "
             f"task={meta.get('task')!r}), so it has no character vocabulary to sample from. "
             "Train one with: rnnkit generate --text FILE."
+        )
+    missing = [field for field in METADATA if field not in meta]
+    if missing:
+        raise ValueError(
+            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
+            "which `rnnkit generate` writes into every model it saves. The file was edited or "
+            "not written by `rnnkit generate`; train it again with rnnkit generate --text FILE."
         )
     return meta
 

@@ -411,19 +411,35 @@ def write_outputs(result: TagResult, directory: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------- predict
 
 
-def _check_model(model) -> dict:
+# What `tag_texts` reads from a saved model's metadata.
+METADATA = ("words", "tags", "lowercase", "max_len")
+
+
+def check_tag_model(model, name: str | None = None) -> dict:
+    """The metadata of a model saved by `rnnkit tag`, or a ValueError saying what is off.
+
+    `name` is what messages call the model (its file); default: the model's name.
+    """
+    name = name or f"The model '{model.name}'"
     meta = getattr(model, "metadata", None) or {}
     if meta.get("task") != TASK:
         raise ValueError(
-            f"The model '{model.name}' was not saved by `rnnkit tag` (its metadata has "
+            f"{name} was not saved by `rnnkit tag` (its metadata has "
             f"task={meta.get('task')!r}); it cannot tag tokens."
+        )
+    missing = [field for field in METADATA if field not in meta]
+    if missing:
+        raise ValueError(
+            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
+            "which `rnnkit tag` writes into every model it saves. The file was edited or not "
+            "written by `rnnkit tag`; train it again with rnnkit tag."
         )
     return meta
 
 
 def unknown_words(model, tokens) -> list[str]:
     """The tokens a saved tagger never saw in training (tagged from their context alone)."""
-    meta = _check_model(model)
+    meta = check_tag_model(model)
     known = set(meta["words"][2:])
     return [w for w in tokens if _key(w, meta["lowercase"]) not in known]
 
@@ -446,7 +462,7 @@ def tag_texts(model, texts) -> list[list[tuple[str, str]]]:
         >>> [token for token, _ in tag_texts(result.model, ["The dog sleeps."])[0]]
         ['The', 'dog', 'sleeps', '.']
     """
-    meta = _check_model(model)
+    meta = check_tag_model(model)
     if isinstance(texts, str):
         texts = [texts]
     token_lists = []

@@ -9,12 +9,28 @@ import click
 
 @contextlib.contextmanager
 def user_errors():
-    """A mistake in the input (a missing column, too few rows) ends with its message and
-    exit status 1, not a traceback."""
+    """A mistake in the input (a missing column, too few rows) or a file that cannot be read
+    or written (a full disk, a read-only folder) ends with one line and exit status 1, not
+    a traceback."""
     try:
         yield
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError, ModuleNotFoundError) as err:
-        raise click.ClickException(str(err)) from None
+    except OSError as err:  # FileNotFoundError, PermissionError, a full disk (ENOSPC), ...
+        raise click.ClickException(_one_line(_os_message(err))) from None
+    except (ValueError, TypeError, ModuleNotFoundError) as err:
+        raise click.ClickException(_one_line(str(err))) from None
+
+
+def _one_line(message: str) -> str:
+    """Some messages quote another library's, which may run over several lines (pandas' date
+    parser lists its advice line by line); a command's error stays on one."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _os_message(err: OSError) -> str:
+    """`Permission denied: 'out/model.rnnkit'` rather than `[Errno 13] Permission denied: ...`."""
+    if not err.strerror:
+        return str(err)
+    return err.strerror + (f": '{err.filename}'" if err.filename else "")
 
 
 def set_threads(threads: int) -> None:
@@ -102,7 +118,8 @@ def training_options(defaults, cells, out: str, seed_option: str = "--seed"):
             default=out,
             show_default=True,
             type=click.Path(file_okay=False),
-            help="Where the model and its metrics go.",
+            help="Where the model and its metrics go: all of them or, if writing fails, none. "
+            "Files of other names in the folder are left alone.",
         ),
     ]
 

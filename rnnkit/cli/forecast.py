@@ -190,9 +190,17 @@ def _report(console, result) -> None:
         seasonal = metrics["seasonal_naive"]
         rows.append((f"seasonal naive ({seasonal['meaning']})", seasonal))
     for name, scores in rows:
-        change = scores["rmse"] / base - 1
-        table.add_row(name, f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}", f"{change:+.1%}")
+        # persistence is exact when the target stands still over the test rows: no ratio then
+        change = f"{scores['rmse'] / base - 1:+.1%}" if base else "n/a"
+        table.add_row(name, f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}", change)
     console.print(table)
     skill = metrics["skill_vs_persistence"]
+    if skill is None:
+        console.print(
+            f"Persistence is exact on the test rows ({metrics['target']} does not change "
+            "there), so the model has no percentage against it (n/a); score it on a test "
+            "period where the target moves (--test-split)."
+        )
+        return
     verdict = "below" if skill > 0 else "above"
     console.print(f"Model RMSE is {abs(skill):.1%} {verdict} persistence.")

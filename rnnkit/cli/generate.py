@@ -167,7 +167,12 @@ def _sample(console, model_path, seed_text, length, temperature, random_seed):
 
     model = load_model(model_path, compile=False)
     meta = check_generate_model(model, f"'{model_path}'")
-    seed = seed_text if seed_text is not None else meta["default_seed"]
+    seed = seed_text if seed_text is not None else meta.get("default_seed")
+    if seed is None:
+        raise ValueError(
+            f"'{model_path}' has no default seed in its metadata.json (`rnnkit generate` "
+            'writes one); give the text to continue with --seed "...".'
+        )
     _print_sample(console, seed, sample(model, seed, length, temperature, random_seed))
 
 

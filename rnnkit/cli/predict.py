@@ -12,10 +12,22 @@ from rnnkit.cli._common import print_frame, user_errors
 
 
 def write_csv(console, table, output) -> None:
-    """`table` (a DataFrame) to `output`, atomically."""
+    """`table` (a DataFrame) to `output`, atomically: the whole file or the old one."""
+    import os
+
     from rnnkit.saving import atomic_write
 
-    atomic_write(output, table.to_csv(index=False).encode())
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)  # as --out does
+        atomic_write(output, table.to_csv(index=False).encode())
+    except OSError as err:
+        if err.errno is None:  # one of rnnkit's own messages, which names the file already
+            raise
+        raise OSError(  # naming `output`, not the temporary file beside it that failed
+            err.errno,
+            f"Cannot write '{output}': {err.strerror}. Nothing was written there; free some "
+            "space, or give --output a file in a folder you can write to.",
+        ) from err
     console.print(f"Wrote {output}")
 
 
@@ -24,8 +36,9 @@ def _forecast(console, model, model_path, csv_path, texts, output) -> None:
         raise ValueError(
             f"'{model_path}' forecasts a series: give its recent rows with --csv FILE."
         )
-    from rnnkit.forecast import forecast_next, read_table
+    from rnnkit.forecast import check_forecast_model, forecast_next, read_table
 
+    check_forecast_model(model, f"'{model_path}'")
     frame, source = read_table(csv_path, None)
     table = forecast_next(model, frame, source)
     print_frame(console, table)
@@ -40,8 +53,9 @@ def _texts(model_path, texts, task: str) -> list[str]:
 
 
 def _classify(console, model, model_path, csv_path, texts, output) -> None:
-    from rnnkit.classify import classify_texts
+    from rnnkit.classify import check_classify_model, classify_texts
 
+    check_classify_model(model, f"'{model_path}'")
     table = classify_texts(model, _texts(model_path, texts, "classification"))
     print_frame(console, table)
     if output is not None:
@@ -51,8 +65,9 @@ def _classify(console, model, model_path, csv_path, texts, output) -> None:
 def _tag(console, model, model_path, csv_path, texts, output) -> None:
     import pandas as pd
 
-    from rnnkit.tag import tag_texts, unknown_words
+    from rnnkit.tag import check_tag_model, tag_texts, unknown_words
 
+    check_tag_model(model, f"'{model_path}'")
     tagged = tag_texts(model, _texts(model_path, texts, "tagging"))
     for pairs in tagged:
         console.print(" ".join(f"{token}/{tag}" for token, tag in pairs), markup=False)
