@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit import _tree, constraints, initializers, regularizers
+from rnnkit import _tree, activations, constraints, initializers, regularizers
 from rnnkit.layers._graph import Node, SymbolicTensor
 
 MASK_ATTR = "_rnnkit_mask"
@@ -137,6 +137,14 @@ class Layer(nn.Module):
         # which writes no get_config still saves and loads (see `get_config`).
         layer.__dict__["_constructor_args"] = _user_arguments(cls, args, kwargs)
         return layer
+
+    def __setattr__(self, name, value):
+        if isinstance(value, nn.Module) or not isinstance(
+            getattr(type(self), name, None), activations.Attribute
+        ):
+            super().__setattr__(name, value)
+        else:  # torch refuses a function where a module activation was; the Attribute takes it
+            object.__setattr__(self, name, value)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -1,0 +1,304 @@
+"""Keras' behaviour at the edges of the layer API, each checked against Keras 3.15 itself.
+
+Custom cells that save without a get_config, stacked cells' nested states, integer and bool
+inputs, masks through TimeDistributed, attributes set after construction, layers built at
+construction, and the model's message for data without a time axis.
+"""
+
+import keras
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close, copy_weights, to_numpy
+
+import rnnkit
+from rnnkit import layers as R
+from rnnkit.layers._base import get_mask
+
+K = keras.layers
+
+
+# ------------------------------------------------------- constructor arguments saved
+class OurCell(R.Layer):
+    """A cell in the notes' style, with no get_config: Keras records its arguments."""
+
+    def __init__(self, units, scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.scale, self.state_size = units, scale, units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units))
+
+    def call(self, x_t, states):
+        h = torch.tanh(self.scale * (x_t @ self.kernel) + states[0])
+        return h, [h]
+
+
+class TheirCell(K.Layer):
+    def __init__(self, units, scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.scale, self.state_size = units, scale, units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units))
+
+    def call(self, x_t, states):
+        h = keras.ops.tanh(self.scale * (x_t @ self.kernel) + states[0])
+        return h, [h]
+
+
+def test_a_custom_cell_without_get_config_saves_and_loads_like_keras(tmp_path, rng):
+    x = rng.normal(size=(3, 4, 2)).astype(np.float32)
+    ours = rnnkit.Sequential([R.Input((4, 2)), R.RNN(OurCell(3, scale=0.5))])
+    theirs = keras.Sequential([K.Input((4, 2)), K.RNN(TheirCell(3, scale=0.5))])
+    copy_weights(theirs, ours, rng)
+    # The arguments Keras records are the ones rnnkit records.
+    want = theirs.layers[0].cell.get_config()
+    got = ours.layers[0].cell.get_config()
+    assert {k: got[k] for k in ("units", "scale")} == {k: want[k] for k in ("units", "scale")}
+    for path in (tmp_path / "ours.rnnkit", tmp_path / "theirs.keras"):
+        (ours if path.suffix == ".rnnkit" else theirs).save(path)
+    loaded = rnnkit.load_model(tmp_path / "ours.rnnkit", custom_objects={"OurCell": OurCell})
+    theirs_loaded = keras.saving.load_model(
+        tmp_path / "theirs.keras", custom_objects={"TheirCell": TheirCell}
+    )
+    assert loaded.layers[0].cell.scale == 0.5
+    assert_close(loaded.predict(x, verbose=0), theirs_loaded.predict(x, verbose=0))
+
+
+class Narrow(R.Layer):
+    """A layer whose constructor takes no **kwargs: the config keeps only what it takes."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width = width
+
+    def call(self, inputs):
+        return inputs[..., : self.width]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.width)
+
+
+def test_a_layer_without_kwargs_rebuilds_from_its_config_as_in_keras():
+    config = Narrow(2).get_config()
+    assert config == {"width": 2}
+    rebuilt = R.deserialize(R.serialize(Narrow(2)), custom_objects={"Narrow": Narrow})
+    assert rebuilt.width == 2
+
+
+class TakesAnArray(R.Layer):
+    def __init__(self, table, **kwargs):
+        super().__init__(**kwargs)
+        self.table = table
+
+    def call(self, inputs):
+        return inputs * torch.as_tensor(self.table, dtype=inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class TheirsTakesAnArray(K.Layer):
+    def __init__(self, table, **kwargs):
+        super().__init__(**kwargs)
+        self.table = table
+
+
+def test_an_argument_json_cannot_hold_is_named_when_saving(tmp_path):
+    # Keras cannot make this config either.
+    with pytest.raises(NotImplementedError, match="non-serializable argument"):
+        TheirsTakesAnArray(np.ones(3)).get_config()
+    model = rnnkit.Sequential([R.Input((3,)), TakesAnArray(np.ones(3))])
+    with pytest.raises(TypeError, match=r"TakesAnArray .*argument\(s\) 'table'.*get_config"):
+        model.save(tmp_path / "m.rnnkit")
+    assert not (tmp_path / "m.rnnkit").exists()
+
+
+def test_numpy_scalars_are_recorded_as_numbers():
+    cell = OurCell(np.int64(3), scale=np.float32(0.5))
+    config = cell.get_config()
+    assert config["units"] == 3 and type(config["units"]) is int
+    assert config["scale"] == 0.5
+
+
+def test_rnnkit_layers_keep_their_own_configs():
+    """Only the user's classes get recorded arguments: an Embedding given weights= (an array)
+    still serializes, without the array."""
+    layer = R.Embedding(5, 2, weights=[np.ones((5, 2))])
+    assert "weights" not in R.serialize(layer)["config"]
+
+
+# ----------------------------------------------------------- integer and bool inputs
+LAYERS = {
+    "SimpleRNN": lambda m: m.SimpleRNN(3),
+    "LSTM": lambda m: m.LSTM(3, return_sequences=True),
+    "GRU": lambda m: m.GRU(3),
+    "Dense": lambda m: m.Dense(2, activation="tanh"),
+    "Bidirectional": lambda m: m.Bidirectional(m.GRU(2)),
+    "TimeDistributed": lambda m: m.TimeDistributed(m.Dense(2)),
+}
+
+
+@pytest.mark.parametrize("kind", ["int64", "int32", "bool"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_integer_and_bool_inputs_are_cast_as_keras_does(rng, name, kind):
+    x = rng.integers(0, 3, size=(2, 5, 4)).astype(kind)
+    ours, theirs = LAYERS[name](R), LAYERS[name](K)
+    ours(x.astype(np.float32))
+    theirs(x.astype(np.float32))
+    copy_weights(theirs, ours, rng)
+    got = ours(x)
+    assert got.dtype == torch.float32
+    assert_close(got, theirs(x))
+
+
+def test_integer_inputs_through_a_model_reach_an_embedding_as_ids(rng):
+    ids = rng.integers(1, 50_000, size=(2, 6))
+    ours = rnnkit.Sequential([R.Input((6,), dtype="int64"), R.Embedding(50_000, 3), R.GRU(2)])
+    theirs = keras.Sequential([K.Input((6,), dtype="int64"), K.Embedding(50_000, 3), K.GRU(2)])
+    copy_weights(theirs, ours, rng)
+    assert_close(ours.predict(ids, verbose=0), theirs.predict(ids, verbose=0))
+
+
+# ----------------------------------------------------------------- TimeDistributed
+def test_time_distributed_passes_the_mask_to_the_inner_layer_as_keras_does(rng):
+    x = rng.random((2, 3, 4, 5)).astype(np.float32)
+    x[0, 1, 2:] = 0  # padded inner steps: Masking marks them, the inner LSTM skips them
+    x[1, 2, 1:] = 0
+
+    def model(m, module):
+        inputs = m.Input((3, 4, 5))
+        return module.Model(inputs, m.TimeDistributed(m.LSTM(6))(m.Masking()(inputs)))
+
+    ours, theirs = model(R, rnnkit), model(K, keras)
+    copy_weights(theirs, ours, rng)
+    want = theirs.predict(x, verbose=0)
+    assert_close(ours.predict(x, verbose=0), want)
+    unmasked = rnnkit.Model(i := R.Input((3, 4, 5)), R.TimeDistributed(R.LSTM(6))(i))
+    unmasked.set_weights(ours.get_weights())
+    assert not np.allclose(to_numpy(unmasked.predict(x, verbose=0)), want, atol=1e-3)
+
+
+def test_time_distributed_passes_its_mask_on_like_keras(rng):
+    x = rng.random((2, 3, 4)).astype(np.float32)
+    mask = np.array([[True, True, False], [True, False, False]])
+    ours, theirs = R.TimeDistributed(R.Dense(2)), K.TimeDistributed(K.Dense(2))
+    ours(x)
+    theirs(x)
+    copy_weights(theirs, ours, rng)
+    got = ours(x, mask=mask)
+    assert_close(got, theirs(x, mask=mask))
+    np.testing.assert_array_equal(to_numpy(get_mask(got)), mask)
+
+
+def test_time_distributed_rejects_a_mask_of_another_batch_or_length():
+    x = np.ones((2, 3, 4), dtype=np.float32)
+    wrong = np.ones((2, 4), dtype=bool)
+    with pytest.raises(ValueError, match="incompatible"):  # Keras refuses it too
+        K.TimeDistributed(K.Dense(2))(x, mask=wrong)
+    with pytest.raises(
+        ValueError,
+        match=r"TimeDistributed 'time_distributed': the mask must start with the input's "
+        r"\(batch, timesteps\) = \(2, 3\); got a mask of shape \(2, 4\)",
+    ):
+        R.TimeDistributed(R.Dense(2))(x, mask=wrong)
+
+
+def test_time_distributed_embedding_reads_ids(rng):
+    ids = rng.integers(0, 10, size=(2, 3, 4))
+    ours, theirs = R.TimeDistributed(R.Embedding(10, 2)), K.TimeDistributed(K.Embedding(10, 2))
+    ours(ids)
+    theirs(ids)
+    copy_weights(theirs, ours, rng)
+    assert_close(ours(ids), theirs(ids))
+
+
+# ---------------------------------------------- attributes, weights and built state
+@pytest.mark.parametrize("value", [None, "relu", "linear"])
+def test_dense_activation_set_after_construction(rng, value):
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    ours, theirs = R.Dense(2, activation="tanh"), K.Dense(2, activation="tanh")
+    ours(x)
+    theirs(x)
+    copy_weights(theirs, ours, rng)
+    ours.activation = value
+    theirs.activation = keras.activations.get(value)  # Keras calls None as linear too
+    assert_close(ours(x), theirs(x))
+    rebuilt = R.Dense.from_config(ours.get_config())
+    assert rebuilt.activation is ours.activation
+
+
+def test_a_cell_activation_set_after_construction(rng):
+    x = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    ours, theirs = R.LSTM(3), K.LSTM(3)
+    ours(x)
+    theirs(x)
+    copy_weights(theirs, ours, rng)
+    ours.cell.recurrent_activation = "hard_sigmoid"
+    theirs.cell.recurrent_activation = keras.activations.get("hard_sigmoid")
+    assert_close(ours(x), theirs(x))
+
+
+def test_an_activation_module_is_kept_as_a_module():
+    layer = R.Dense(2, activation=torch.nn.ReLU())
+    assert isinstance(layer.activation, torch.nn.ReLU)
+    layer.activation = "tanh"
+    assert layer.activation is rnnkit.activations.tanh
+
+
+def test_embedding_with_weights_is_built_at_construction_as_in_keras(rng):
+    table = rng.normal(size=(6, 2)).astype(np.float32)
+    ours, theirs = R.Embedding(6, 2, weights=[table]), K.Embedding(6, 2, weights=[table])
+    assert ours.built and theirs.built
+    assert_close(ours.get_weights(), theirs.get_weights())
+    ids = np.array([[1, 5, 0]])
+    assert_close(ours(ids), theirs(ids))
+    with pytest.raises(ValueError, match=r"Embedding 'embedding_1'.*\(6, 2\).*\(5, 2\)"):
+        R.Embedding(6, 2, weights=[table[:5]])
+
+
+def test_masking_compute_mask_takes_numpy_as_keras_does(rng):
+    x = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    x[0, 1] = 0.0
+    want = K.Masking().compute_mask(x)
+    assert_close(R.Masking().compute_mask(x), want)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.Dropout(0.5),
+        lambda m: m.Masking(),
+        lambda m: m.Activation("relu"),
+        lambda m: m.Flatten(),
+        lambda m: m.RepeatVector(2),
+        lambda m: m.Dense(2),
+        lambda m: m.Embedding(5, 2),
+        lambda m: m.LSTM(2),
+    ],
+)
+def test_built_at_construction_as_in_keras(make):
+    assert make(R).built == make(K).built
+
+
+# ------------------------------------------------------------ the model's messages
+def test_a_model_missing_the_time_axis_says_which_layer_and_the_reshape():
+    model = rnnkit.Sequential([R.SimpleRNN(3, input_shape=(4, 5)), R.Dense(1)])
+    with pytest.raises(
+        ValueError,
+        match=r"Model 'sequential': SimpleRNN 'simple_rnn' expects input \(batch, timesteps, "
+        r"features=5\); got shape \(32, 5\)\. Missing the time axis: each sample is 4 steps of "
+        r"5 features\. .*x\.reshape\(-1, 4, 5\) \(32 rows make 8 samples\).*"
+        r"timeseries_dataset_from_array\(x, targets, sequence_length=4\)",
+    ):
+        model.predict(np.zeros((32, 5)), verbose=0)
+    # The reshape it names is one the model takes.
+    assert model.predict(np.zeros((32, 5)).reshape(-1, 4, 5), verbose=0).shape == (8, 1)
+
+
+def test_a_functional_model_missing_the_time_axis_asks_its_first_layer():
+    inputs = R.Input((6, 2))
+    model = rnnkit.Model(inputs, R.LSTM(3)(inputs))
+    with pytest.raises(ValueError, match=r"Model 'functional': LSTM 'lstm'.*\(7, 2\).*6 steps"):
+        model(np.zeros((7, 2), dtype=np.float32))
