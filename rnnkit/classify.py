@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rnnkit._task import task_metadata
 from rnnkit.data import Tokenizer, pad_sequences, tokenizer_from_json
 
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -241,20 +242,7 @@ def check_classify_model(model, name: str | None = None) -> dict:
     `name` is what messages call the model (its file); default: the model's name.
     """
     name = name or f"The model '{model.name}'"
-    meta = getattr(model, "metadata", None) or {}
-    if meta.get("task") != TASK:
-        raise ValueError(
-            f"{name} was not saved by `rnnkit classify` (its metadata has "
-            f"task={meta.get('task')!r}); it cannot label texts."
-        )
-    missing = [field for field in METADATA if field not in meta]
-    if missing:
-        raise ValueError(
-            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
-            "which `rnnkit classify` writes into every model it saves. The file was edited or "
-            "not written by `rnnkit classify`; train it again with rnnkit classify."
-        )
-    return meta
+    return task_metadata(model, TASK, METADATA, name, "it cannot label texts")
 
 
 def classify_texts(model, texts) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from rnnkit._task import task_metadata
 from rnnkit.data import (
     StandardScaler,
     chronological_split,
@@ -481,19 +482,7 @@ def check_forecast_model(model, name: str | None = None) -> dict:
         name: what messages call it (the file's path); default: the model's name.
     """
     name = name or f"The model '{model.name}'"
-    meta = getattr(model, "metadata", None) or {}
-    if meta.get("task") != TASK:
-        raise ValueError(
-            f"{name} was not saved by `rnnkit forecast` (its metadata has "
-            f"task={meta.get('task')!r}); it cannot read a CSV of series."
-        )
-    missing = [key for key in METADATA if key not in meta]
-    if missing:
-        raise ValueError(
-            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
-            "which `rnnkit forecast` writes into every model it saves. The file was edited or "
-            "not written by `rnnkit forecast`; train it again with rnnkit forecast."
-        )
+    meta = task_metadata(model, TASK, METADATA, name, "it cannot read a CSV of series")
     for key in ("window", "horizon"):  # they size the arrays: a wrong type fails far away
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

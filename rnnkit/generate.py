@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit._task import task_metadata
+
 CELLS = ("lstm", "gru")
 TASK = "generate"
 SEED_CHARS = 40  # the default sampling seed: about this many characters of held-out text
@@ -298,21 +300,11 @@ METADATA = ("vocabulary",)
 
 def check_generate_model(model, name: str = "the model") -> dict:
     """The metadata of a model saved by `rnnkit generate`, or a ValueError saying what it is."""
-    meta = getattr(model, "metadata", None) or {}
-    if meta.get("task") != TASK:
-        raise ValueError(
-            f"{name} was not saved by `rnnkit generate` (its metadata has "
-            f"task={meta.get('task')!r}), so it has no character vocabulary to sample from. "
-            "Train one with: rnnkit generate --text FILE."
-        )
-    missing = [field for field in METADATA if field not in meta]
-    if missing:
-        raise ValueError(
-            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
-            "which `rnnkit generate` writes into every model it saves. The file was edited or "
-            "not written by `rnnkit generate`; train it again with rnnkit generate --text FILE."
-        )
-    return meta
+    cannot = (
+        "so it has no character vocabulary to sample from. Train one with: "
+        "rnnkit generate --text FILE"
+    )
+    return task_metadata(model, TASK, METADATA, name, cannot, "rnnkit generate --text FILE")
 
 
 def check_seed(seed: str, vocabulary: list[str]) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit._task import task_metadata
 from rnnkit.data import pad_sequences
 
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -421,20 +422,7 @@ def check_tag_model(model, name: str | None = None) -> dict:
     `name` is what messages call the model (its file); default: the model's name.
     """
     name = name or f"The model '{model.name}'"
-    meta = getattr(model, "metadata", None) or {}
-    if meta.get("task") != TASK:
-        raise ValueError(
-            f"{name} was not saved by `rnnkit tag` (its metadata has "
-            f"task={meta.get('task')!r}); it cannot tag tokens."
-        )
-    missing = [field for field in METADATA if field not in meta]
-    if missing:
-        raise ValueError(
-            f"{name} is incomplete: its metadata.json lacks {', '.join(map(repr, missing))}, "
-            "which `rnnkit tag` writes into every model it saves. The file was edited or not "
-            "written by `rnnkit tag`; train it again with rnnkit tag."
-        )
-    return meta
+    return task_metadata(model, TASK, METADATA, name, "it cannot tag tokens")
 
 
 def unknown_words(model, tokens) -> list[str]:
