@@ -153,6 +153,16 @@ def test_integer_and_bool_inputs_are_cast_as_keras_does(rng, name, kind):
     assert_close(got, theirs(x))
 
 
+def test_integer_initial_states_are_cast_as_keras_does(rng):
+    x = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    h, c = (rng.integers(-1, 2, size=(2, 3)) for _ in range(2))
+    ours, theirs = R.LSTM(3), K.LSTM(3)
+    ours(x)
+    theirs(x)
+    copy_weights(theirs, ours, rng)
+    assert_close(ours(x, initial_state=[h, c]), theirs(x, initial_state=[h, c]))
+
+
 def test_integer_inputs_through_a_model_reach_an_embedding_as_ids(rng):
     ids = rng.integers(1, 50_000, size=(2, 6))
     ours = rnnkit.Sequential([R.Input((6,), dtype="int64"), R.Embedding(50_000, 3), R.GRU(2)])

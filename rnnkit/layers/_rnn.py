@@ -517,6 +517,8 @@ class RNN(Layer):
         out = []
         for i, (state, size) in enumerate(zip(states, self.state_sizes)):
             state = to_tensor(state, self.dtype, self._device())
+            if not state.is_floating_point():  # integer or bool states, cast as inputs are
+                state = state.to(self.dtype)
             want = (batch if batch is not None else state.shape[0], size)
             if state.dim() != 2 or tuple(state.shape) != want:
                 raise ValueError(
