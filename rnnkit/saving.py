@@ -27,8 +27,12 @@ the weights, the optimizer files, `rng.safetensors` and `checkpoint.json` (epoch
 the random number generators' states).
 
 Loading runs no code from the file: json and safetensors parse it, never pickle or
-torch.load. Saving writes a temporary file beside the target, flushes it to disk and
-renames it over the target, so an error or a crash never leaves a half-written file.
+torch.load.
+
+Saving writes a temporary file `.{name}.{8 hex}.tmp` beside the target, flushes it to disk
+and renames it over the target, so an error or a crash never leaves a half-written file.
+Through a symlink it writes the file the link points to; a replaced file keeps its
+permission bits; the temporaries of saves killed midway are removed by the next save there.
 """
 
 from __future__ import annotations
@@ -38,10 +42,18 @@ import inspect
 import json
 import os
 import random
+import re
 import secrets
+import stat
+import time
 import warnings
 import zipfile
 import zlib
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import numpy as np
 import safetensors
@@ -563,9 +575,44 @@ def _set_rng_state(model, tensors: dict, info: dict, where: str) -> None:
 
 @contextlib.contextmanager
 def _atomic_file(filepath, overwrite: bool):
-    """A binary file that replaces `filepath` only once it is complete and on disk."""
+    """A binary file that replaces `filepath` only once it is complete and on disk.
+
+    Through a symlink it replaces the file the link points to (the link stays a link); a
+    replaced file keeps its permission bits, a new one gets 0o666 less the umask.
+    """
     path = os.fspath(filepath)
-    directory = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)
+    _check_destination(path, target, overwrite)
+    mode = _permission_bits(target)
+    _remove_abandoned_temporaries(target)
+    temporary, f = _create_temporary(path, target, private=mode is not None)
+    try:
+        _lock(f.fileno(), quietly=True)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        if os.name == "nt":  # Windows renames no open file; elsewhere the rename is under lock
+            f.close()
+        os.replace(temporary, target)
+    except BaseException:  # KeyboardInterrupt too: no temporary is left behind
+        f.close()  # before removing it: Windows deletes no open file
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+    finally:
+        f.close()
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(os.path.dirname(target), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _check_destination(path: str, target: str, overwrite: bool) -> None:
+    directory = os.path.dirname(target)
     if os.path.isdir(path):
         raise ValueError(f"Cannot save to '{path}': it is a directory. Give a file name.")
     if not os.path.isdir(directory):
@@ -575,25 +622,90 @@ def _atomic_file(filepath, overwrite: bool):
         )
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it.")
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(temporary, flags, 0o666)  # 0o666 less the umask, as open() would give
+
+
+def _permission_bits(target: str) -> int | None:
+    """The mode bits of the file a save replaces; None when there is none yet."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _create_temporary(path: str, target: str, private: bool):
+    """Open a new `.{name}.{8 hex}.tmp` beside `target`: `(its path, the open binary file)`.
+
+    `private` (when replacing a file): created 0o600, so that the content of a 0600 file is
+    never readable by others while it is written; the caller then gives it the old bits.
+    """
+    directory, name = os.path.split(target)
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(temporary, flags, 0o600 if private else 0o666)  # less the umask
+    except OSError as err:  # the message names the file asked for, not the hidden temporary
+        raise OSError(
+            err.errno,
+            f"Cannot save '{path}': cannot create a file in the folder '{directory}' "
+            f"({err.strerror or err}). Save it into a folder you can write to, or make this "
+            "one writable.",
+        ) from err
+    return temporary, os.fdopen(fd, "wb")
+
+
+def _remove_abandoned_temporaries(target: str) -> None:
+    """Delete the temporaries that saves of `target` killed midway (SIGKILL, power cut) left.
+
+    Only names `.{name}.{8 hex}.tmp` are candidates. Another process may be saving the same
+    path right now, so a candidate is abandoned only when no process holds the lock its
+    writer takes from creation to rename (flock: the kernel drops it when the writer dies,
+    however it dies), and it is older than `_ABANDONED_AFTER_S` (a writer creates, then
+    locks). Without flock (Windows), an open file cannot be deleted, which spares a live
+    writer's temporary just the same.
+    """
+    directory, name = os.path.split(target)
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.tmp")
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in filter(pattern.fullmatch, entries):
+        candidate = os.path.join(directory, entry)
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete: leave it
+            if _abandoned(candidate):
+                os.remove(candidate)
+
+
+_ABANDONED_AFTER_S = 5.0
+
+
+def _abandoned(temporary: str) -> bool:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(temporary, flags)  # non-blocking: a FIFO of that name must not hang a save
+    try:
+        info = os.fstat(fd)
+        old = time.time() - info.st_mtime > _ABANDONED_AFTER_S
+        return stat.S_ISREG(info.st_mode) and old and _lock(fd)
+    finally:
+        os.close(fd)  # a lock just taken goes with it; the writer is gone, so nobody waits
+
+
+def _lock(fd: int, quietly: bool = False) -> bool:
+    """Take the exclusive flock on `fd` without waiting; False when another process holds it.
+
+    `quietly`: a file system without flock raises nothing (the writer saves unlocked; the
+    cleaners on it then never find its temporaries abandoned).
+    """
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        if not quietly:
+            raise
+    return True
 
 
 def atomic_write(filepath, data: bytes) -> None:
