@@ -27,7 +27,11 @@ the weights, the optimizer files, `rng.safetensors` and `checkpoint.json` (epoch
 the random number generators' states).
 
 Loading runs no code from the file: json and safetensors parse it, never pickle or
-torch.load.
+torch.load. It stays bounded by the file: only a path to a regular file is opened, members
+are read when needed, each within 100x its compressed size (16 MiB whatever the ratio; JSON
+at most 256 MiB), and a model's architecture is first built with shape-only weights (torch's
+meta device) and checked against the weights the file holds, so that its config cannot
+allocate more. A corrupt or hostile file is a ValueError naming it.
 
 Saving writes a temporary file `.{name}.{8 hex}.tmp` beside the target, flushes it to disk
 and renames it over the target, so an error or a crash never leaves a half-written file.
@@ -43,6 +47,7 @@ import json
 import os
 import random
 import re
+import reprlib
 import secrets
 import stat
 import time
@@ -61,7 +66,7 @@ import safetensors.torch
 import torch
 
 from rnnkit import layers, losses, metrics, optimizers
-from rnnkit.layers._base import Layer, shape_str
+from rnnkit.layers._base import META_WEIGHTS, Layer, shape_str
 
 FORMAT_VERSION = 1  # raised only when readers of the older version could not read the files
 MANIFEST = "rnnkit.json"
@@ -141,25 +146,81 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         MeanSquaredError(name='mse')
     """
     del safe_mode
-    path, members = _read_archive(filepath, (MODEL_FORMAT,))
-    config = _json_member(path, members, "config.json")
-    try:
-        model = _deserialize_model(config, custom_objects or {})
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise ValueError(f"'{path}': cannot rebuild the model from config.json: {err}") from err
-    weights = _tensors_member(path, members, "model.safetensors")
-    if model.built or weights:  # an unbuilt model was saved without weights
-        _assign_weights(model, weights, f"'{path}'")
-    if compile and "compile.json" in members:
-        _restore_compile(model, path, members, custom_objects or {})
-    if "metadata.json" in members:
-        metadata = _json_member(path, members, "metadata.json")
-        if not isinstance(metadata, dict):
-            raise ValueError(
-                f"'{path}': metadata.json holds {type(metadata).__name__}, not an object."
-            )
-        model.metadata = metadata
+    custom_objects = custom_objects or {}
+    with _open_archive(filepath, (MODEL_FORMAT,)) as archive:
+        path = archive.path
+        config = archive.json("config.json")
+        _check_dtypes(path, config)
+        model = _model_sized_by_file(
+            path, config, archive.tensors("model.safetensors"), custom_objects
+        )
+        if compile and "compile.json" in archive:
+            _restore_compile(model, archive, custom_objects)
+        if "metadata.json" in archive:
+            model.metadata = _metadata(archive)
     return model
+
+
+def _model_sized_by_file(path: str, config, weights: dict, custom_objects: dict):
+    """The model of config.json with `weights` in it, built for real only once they fit.
+
+    The architecture is first built with shape-only weights (`_meta_weights`) and compared
+    with the file's: a 4.7 KB file whose config asks for SimpleRNN(60000) is refused there,
+    instead of allocating 14 GB. A config cannot allocate more than its file holds.
+    """
+    with _meta_weights():
+        skeleton = _rebuild(path, config, custom_objects)
+    if skeleton.built or weights:  # an unbuilt model was saved without weights
+        _checked_weights(skeleton, weights, f"'{path}'")
+    model = _rebuild(path, config, custom_objects)
+    if model.built or weights:
+        _assign_weights(model, weights, f"'{path}'")
+    return model
+
+
+def _rebuild(path: str, config, custom_objects: dict):
+    try:
+        return _deserialize_model(config, custom_objects)
+    except (KeyError, TypeError, ValueError, IndexError, RecursionError, RuntimeError) as err:
+        # RuntimeError: torch's, e.g. weights of an integer dtype, which cannot train
+        raise ValueError(f"'{path}': cannot rebuild the model from config.json: {err}") from err
+
+
+@contextlib.contextmanager
+def _meta_weights():
+    """Layers built inside get weights on torch's meta device: shapes, no memory, no values."""
+    token = META_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        META_WEIGHTS.reset(token)
+
+
+def _check_dtypes(path: str, config) -> None:
+    """Refuse a layer dtype torch has no tensors of ("object", "str") with the file's name."""
+    pending = [config]  # a loop, not recursion: the JSON may be nested deep
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            dtype = value.get("dtype")
+            if isinstance(dtype, str) and not isinstance(getattr(torch, dtype, None), torch.dtype):
+                raise ValueError(
+                    f"'{path}': config.json gives layer {reprlib.repr(value.get('name'))} dtype "
+                    f"{reprlib.repr(dtype)}, which is no torch dtype; the file is corrupt or was "
+                    "edited. Layers take dtypes such as 'float32' or 'float64'."
+                )
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
+def _metadata(archive) -> dict:
+    metadata = archive.json("metadata.json")
+    if not isinstance(metadata, dict):
+        raise ValueError(
+            f"'{archive.path}': metadata.json holds {type(metadata).__name__}, not an object."
+        )
+    return metadata
 
 
 def _deserialize_model(config, custom_objects: dict):
@@ -204,8 +265,8 @@ def load_weights(model, filepath) -> None:
     path = _existing_file(filepath)
     _require_built(model, f"load the weights of '{path}'")
     if zipfile.is_zipfile(path):
-        _, members = _read_archive(path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
-        weights = _tensors_member(path, members, "model.safetensors")
+        with _open_archive(path, (MODEL_FORMAT, CHECKPOINT_FORMAT)) as archive:
+            weights = archive.tensors("model.safetensors")
     else:
         with open(path, "rb") as f:
             data = f.read()
@@ -248,6 +309,14 @@ def _weight_tensors(model) -> dict[str, torch.Tensor]:
 
 def _assign_weights(model, tensors: dict, where: str) -> None:
     """Check count and shapes against `model.weights`, then copy the tensors in by index."""
+    saved = _checked_weights(model, tensors, where)
+    with torch.no_grad():
+        for param, (_, value) in zip(model.weights, saved):
+            param.copy_(value.to(param.dtype))
+
+
+def _checked_weights(model, tensors: dict, where: str) -> list[tuple[str, torch.Tensor]]:
+    """`tensors` in order, once their count and shapes are those of `model.weights`."""
     _require_built(model, f"load the weights of {where}")
     saved = _in_order(tensors, where)
     own, names = model.weights, _weight_names(model)
@@ -267,9 +336,7 @@ def _assign_weights(model, tensors: dict, where: str) -> None:
     ]
     if wrong:
         raise ValueError(f"{where} does not fit model '{model.name}': {'; '.join(wrong)}." + fix)
-    with torch.no_grad():
-        for param, (_, value) in zip(own, saved):
-            param.copy_(value.to(param.dtype))
+    return saved
 
 
 def _in_order(tensors: dict, where: str) -> list[tuple[str, torch.Tensor]]:
@@ -352,8 +419,9 @@ def _metric_entries(model, identifiers) -> list:
     return entries
 
 
-def _restore_compile(model, path: str, members: dict, custom_objects: dict) -> None:
-    config = _json_member(path, members, "compile.json")
+def _restore_compile(model, archive, custom_objects: dict) -> None:
+    path = archive.path
+    config = archive.json("compile.json")
     try:
         optimizer = _from_entry(config["optimizer"], custom_objects, optimizers.get)
         loss = _loss_from_entry(config["loss"], custom_objects)
@@ -376,8 +444,8 @@ def _restore_compile(model, path: str, members: dict, custom_objects: dict) -> N
             "your own classes and functions as custom_objects={'Name': obj}, or load with "
             "compile=False and call model.compile(...) yourself."
         ) from err
-    if "optimizer.json" in members:
-        _restore_optimizer(model, path, members)
+    if "optimizer.json" in archive:
+        _restore_optimizer(model, archive)
 
 
 def _from_entry(entry: dict, custom_objects: dict, get):
@@ -415,15 +483,17 @@ def _write_optimizer(archive, optimizer) -> None:
     archive.writestr("optimizer.json", _to_json(state, f"optimizer '{optimizer.name}': its state"))
 
 
-def _restore_optimizer(model, path: str, members: dict) -> None:
+def _restore_optimizer(model, archive) -> None:
     """Load optimizer.json/.safetensors into `model.optimizer`, building it on the model."""
-    info = _json_member(path, members, "optimizer.json")
-    tensors = _tensors_member(path, members, "optimizer.safetensors")
+    path = archive.path
+    info = archive.json("optimizer.json")
+    tensors = archive.tensors("optimizer.safetensors")
     try:
         state = {}
         for key, value in tensors.items():
             index, _, name = key.partition("/")
             state.setdefault(int(index), {})[name] = value
+        _check_optimizer_tensors(model, state)
         for index, values in info["state"].items():
             state.setdefault(int(index), {}).update(values)
         state_dict = {
@@ -440,6 +510,25 @@ def _restore_optimizer(model, path: str, members: dict) -> None:
             f"{type(model.optimizer).__name__} ({err}). Compile the model with the optimizer "
             "it was saved with, or load the weights alone with model.load_weights(path)."
         ) from err
+
+
+def _check_optimizer_tensors(model, state: dict) -> None:
+    """Each saved tensor (Adam's moments, ...) belongs to a trainable weight and has its shape
+    (or is a scalar): torch would load a wrong one, and the first step would fail inside it."""
+    weights = model.trainable_weights
+    for index, values in state.items():
+        if not 0 <= index < len(weights):
+            raise ValueError(
+                f"optimizer.safetensors holds state of weight {index}, and the model has "
+                f"{len(weights)} trainable weight(s)"
+            )
+        expected = tuple(weights[index].shape)
+        for name, value in values.items():
+            if value.ndim and tuple(value.shape) != expected:
+                raise ValueError(
+                    f"optimizer.safetensors holds {index}/{name} of shape "
+                    f"{shape_str(tuple(value.shape))}, but weight {index} is {shape_str(expected)}"
+                )
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -480,18 +569,19 @@ def load_checkpoint(model, path) -> dict:
     The model must be built like the saved one and, if the checkpoint holds optimizer
     state, compiled with the same optimizer.
     """
-    path, members = _read_archive(path, (CHECKPOINT_FORMAT,))
-    info = _json_member(path, members, "checkpoint.json")
-    rng_tensors = _tensors_member(path, members, "rng.safetensors")
-    _assign_weights(model, _tensors_member(path, members, "model.safetensors"), f"'{path}'")
-    if "optimizer.json" in members:
-        if getattr(model, "optimizer", None) is None:
-            raise ValueError(
-                f"'{path}' holds optimizer state, but model '{model.name}' is not compiled. "
-                "Compile it as it was when the checkpoint was saved, e.g. "
-                "model.compile(optimizer='adam', loss='mse'), then load the checkpoint."
-            )
-        _restore_optimizer(model, path, members)
+    with _open_archive(path, (CHECKPOINT_FORMAT,)) as archive:
+        path = archive.path
+        info = archive.json("checkpoint.json")
+        rng_tensors = archive.tensors("rng.safetensors")
+        _assign_weights(model, archive.tensors("model.safetensors"), f"'{path}'")
+        if "optimizer.json" in archive:
+            if getattr(model, "optimizer", None) is None:
+                raise ValueError(
+                    f"'{path}' holds optimizer state, but model '{model.name}' is not compiled. "
+                    "Compile it as it was when the checkpoint was saved, e.g. "
+                    "model.compile(optimizer='adam', loss='mse'), then load the checkpoint."
+                )
+            _restore_optimizer(model, archive)
     try:
         _set_rng_state(model, rng_tensors, info, f"'{path}'")
         return {"epoch": info["epoch"], "extra": info["extra"]}
@@ -790,31 +880,118 @@ def _existing_file(filepath) -> str:
             f"'{path}' is a directory; rnnkit saves a model as one file written by "
             "model.save('model.rnnkit'). It cannot read Keras or TensorFlow SavedModel folders."
         )
+    if not stat.S_ISREG(os.stat(path).st_mode):  # /dev/zero never ends, a FIFO may never open
+        raise ValueError(
+            f"'{path}' is not a regular file (a device, a pipe or a socket); rnnkit reads the "
+            "files model.save(path) writes. Copy the data into a file and load that."
+        )
     return path
 
 
-def _read_archive(filepath, formats: tuple[str, ...]) -> tuple[str, dict[str, bytes]]:
-    """Read an rnnkit zip file into memory and check its manifest names one of `formats`."""
+# What one member may decompress to: a small file must not claim gigabytes of memory (a
+# 1 MB zip can hold a 1 GiB member of zeros). The size a member's header claims is checked
+# first, then the reading itself stops one byte past the limit, whatever the header said.
+_SMALL_MEMBER_BYTES = 16 * 2**20  # read whatever its compression ratio: memory stays small
+_MEMBER_RATIO = 100  # rnnkit's JSON deflates 5-30x, its tensors are stored (1x); zip bombs ~1000x
+_JSON_MEMBER_BYTES = 256 * 2**20  # json.loads of more would take gigabytes
+
+
+class _Archive:
+    """An open rnnkit zip file: members are read when asked for, each within its cap."""
+
+    def __init__(self, path: str, zf: zipfile.ZipFile):
+        self.path = path
+        self._zip = zf
+        self._size = os.path.getsize(path)
+        self._members = {info.filename: info for info in zf.infolist()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._members
+
+    def names(self) -> list[str]:
+        return sorted(self._members)
+
+    def read(self, name: str) -> bytes:
+        if name not in self._members:
+            raise ValueError(f"'{self.path}' has no {name}: the file is incomplete. Save it again.")
+        info = self._members[name]
+        limit = self._limit(info)
+        if info.file_size > limit:
+            raise self._too_big(name, limit)
+        try:
+            data = self._read_at_most(info, limit + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
+            raise ValueError(  # RuntimeError: encrypted; NotImplementedError: unknown method
+                f"'{self.path}': {name} cannot be read ({err}); the file is corrupt. Save it again."
+            ) from err
+        if len(data) > limit:
+            raise self._too_big(name, limit)
+        return data
+
+    def _read_at_most(self, info: zipfile.ZipInfo, size: int) -> bytes:
+        """The member's first `size` bytes, 1 MiB at a time: one read(size) lets zlib inflate
+        `size` bytes at once, before zipfile cuts them to the size its header claims."""
+        chunks, left = [], size
+        with self._zip.open(info) as member:
+            while left > 0 and (chunk := member.read(min(left, 2**20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+        return b"".join(chunks)
+
+    def json(self, name: str):
+        return _parse_json(self.read(name), f"'{self.path}': {name}")
+
+    def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        return _parse_safetensors(self.read(name), f"'{self.path}' ({name})")[0]
+
+    def _limit(self, info: zipfile.ZipInfo) -> int:
+        compressed = min(info.compress_size, self._size)  # a header may lie; the file cannot
+        limit = max(_SMALL_MEMBER_BYTES, _MEMBER_RATIO * compressed)
+        return min(limit, _JSON_MEMBER_BYTES) if info.filename.endswith(".json") else limit
+
+    def _too_big(self, name: str, limit: int) -> ValueError:
+        return ValueError(
+            f"'{self.path}': {name} decompresses to more than {limit:,} bytes, the most a "
+            f"member of this {self._size:,}-byte file may take; the file is corrupt or was made "
+            "to exhaust memory. Load only files you trust, or save the model again."
+        )
+
+
+@contextlib.contextmanager
+def _open_archive(filepath, formats: tuple[str, ...]):
+    """Open an rnnkit zip file as an `_Archive` and check that its manifest names one of
+    `formats`. Members are read from it later, on demand, so it stays open meanwhile."""
     path = _existing_file(filepath)
     try:
-        with zipfile.ZipFile(path) as zf:
-            members = {info.filename: zf.read(info) for info in zf.infolist()}
+        zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-        looks_like = _what_it_looks_like(head)
-        if looks_like and not head.startswith(b"PK"):  # another kind of file, complete
-            raise ValueError(f"'{path}' is not an rnnkit model file. {looks_like}") from err
-        raise ValueError(
-            f"'{path}' is not an rnnkit file: it is not a zip archive, or it is truncated "
-            f"({err}). "
-            + (looks_like or "rnnkit model files are zip archives written by model.save(path).")
-        ) from err
-    if MANIFEST not in members:
-        if {"metadata.json", "model.weights.h5"} & set(members):
+        raise _not_an_archive(path, err) from err
+    with zf:
+        archive = _Archive(path, zf)
+        _check_manifest(archive, formats)
+        yield archive
+
+
+def _not_an_archive(path: str, err: Exception) -> ValueError:
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    looks_like = _what_it_looks_like(head)
+    if looks_like and not head.startswith(b"PK"):  # another kind of file, complete
+        return ValueError(f"'{path}' is not an rnnkit model file. {looks_like}")
+    return ValueError(
+        f"'{path}' is not an rnnkit file: it is not a zip archive, or it is truncated "
+        f"({err}). "
+        + (looks_like or "rnnkit model files are zip archives written by model.save(path).")
+    )
+
+
+def _check_manifest(archive: _Archive, formats: tuple[str, ...]) -> None:
+    path = archive.path
+    if MANIFEST not in archive:
+        if {"metadata.json", "model.weights.h5"} & set(archive.names()):
             raise ValueError(
                 f"'{path}' looks like a Keras .keras file (it holds "
-                f"{', '.join(sorted(members))} and no {MANIFEST}). rnnkit reads only its own "
+                f"{', '.join(archive.names())} and no {MANIFEST}). rnnkit reads only its own "
                 "format. To bring a Keras model over, load it with keras.saving.load_model(path) "
                 "and copy its weights: rnnkit_model.set_weights(keras_model.get_weights())."
             )
@@ -822,52 +999,52 @@ def _read_archive(filepath, formats: tuple[str, ...]) -> tuple[str, dict[str, by
             f"'{path}' is a zip archive without {MANIFEST}, so rnnkit did not write it; rnnkit "
             "reads only files written by model.save, model.save_weights and save_checkpoint."
         )
-    manifest = _json_member(path, members, MANIFEST)
+    manifest = archive.json(MANIFEST)
     file_format = manifest.get("format") if isinstance(manifest, dict) else None
-    if file_format not in formats:
+    if not isinstance(file_format, str) or file_format not in formats:
         wanted = " or ".join(repr(f) for f in formats)
+        reader = _READER_OF.get(file_format) if isinstance(file_format, str) else None
         hint = (
-            f" Read it with {_READER_OF[file_format]}."
-            if file_format in _READER_OF
+            f" Read it with {reader}."
+            if reader
             else " It was not written by rnnkit's save functions."
         )
         raise ValueError(
-            f"'{path}' holds format {file_format!r}, and this function reads {wanted}.{hint}"
+            f"'{path}' holds format {reprlib.repr(file_format)}, and this function reads "
+            f"{wanted}.{hint}"
         )
     _check_version(f"'{path}'", manifest.get("format_version"), manifest)
-    return path, members
 
 
 def _check_version(where: str, version, manifest: dict) -> None:
-    if isinstance(version, str) and version.isdigit():  # safetensors metadata are strings
+    # safetensors metadata are strings; a longer one is no version (and int() of over 4300
+    # digits raises)
+    if isinstance(version, str) and version.isdigit() and len(version) < 10:
         version = int(version)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{where}: format_version {version!r} is not valid; the file is corrupt.")
+        raise ValueError(
+            f"{where}: format_version {reprlib.repr(version)} is not valid; the file is corrupt."
+        )
     if version > FORMAT_VERSION:
         import rnnkit
 
+        written_by = str(manifest.get("rnnkit_version", "unknown"))[:40]
         raise ValueError(
-            f"{where} was written in format version {version} by a newer rnnkit "
-            f"({manifest.get('rnnkit_version', 'unknown')}); this rnnkit ({rnnkit.__version__}) "
+            f"{where} was written in format version {reprlib.repr(version)} by a newer rnnkit "
+            f"({written_by}); this rnnkit ({rnnkit.__version__}) "
             f"reads versions up to {FORMAT_VERSION}. Upgrade: pip install -U rnnkit."
         )
 
 
-def _json_member(path: str, members: dict, name: str):
-    if name not in members:
-        raise ValueError(f"'{path}' has no {name}: the file is incomplete. Save it again.")
+def _parse_json(data: bytes, where: str):
     try:
-        return json.loads(members[name].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError: JSONDecodeError, and a number of over 4300 digits; RecursionError:
+        # arrays or objects nested thousands deep
         raise ValueError(
-            f"'{path}': {name} is not valid JSON ({err}); the file is corrupt. Save it again."
+            f"{where} is not valid JSON ({err}); the file is corrupt. Save it again."
         ) from err
-
-
-def _tensors_member(path: str, members: dict, name: str) -> dict[str, torch.Tensor]:
-    if name not in members:
-        raise ValueError(f"'{path}' has no {name}: the file is incomplete. Save it again.")
-    return _parse_safetensors(members[name], f"'{path}' ({name})")[0]
 
 
 def _parse_safetensors(data: bytes, where: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -880,12 +1057,13 @@ def _parse_safetensors(data: bytes, where: str) -> tuple[dict[str, torch.Tensor]
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object")
         tensors = safetensors.torch.load(data)
-    except (ValueError, UnicodeDecodeError, safetensors.SafetensorError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError, safetensors.SafetensorError) as err:
         raise ValueError(
             f"{where} is not a valid safetensors file: it is corrupt or truncated ({err}). "
             "Save it again."
         ) from err
-    return tensors, header.get("__metadata__") or {}
+    metadata = header.get("__metadata__")
+    return tensors, metadata if isinstance(metadata, dict) else {}
 
 
 def _looks_like_safetensors(data: bytes) -> bool:
