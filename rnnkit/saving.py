@@ -49,6 +49,7 @@ import random
 import re
 import reprlib
 import secrets
+import shutil
 import stat
 import time
 import warnings
@@ -806,22 +807,55 @@ def atomic_write(filepath, data: bytes) -> None:
 
 def write_outputs(directory, model, scores: dict, files: dict | None = None) -> dict[str, str]:
     """What a training command leaves behind: `model.rnnkit`, `metrics.json` (`scores`), and
-    any other `files` (`{"plot": ("forecast.png", png)}`) in `directory`, each atomically.
+    any other `files` (`{"plot": ("forecast.png", png)}`) in `directory`: all of them or none.
+
+    Everything is written into a hidden folder first and moved into place only once complete,
+    so a full disk or an error partway leaves `directory` as it was. A new `directory` appears
+    whole, by one rename. An existing one is never swapped or emptied (it may be `.`, a link,
+    a mount point, or hold files of yours): each new file replaces its namesake by one atomic
+    rename, and everything else in the folder stays as it was.
 
     Returns `{"model": path, "metrics": path, **{key: path}}`.
     """
     encoded = json.dumps(scores, indent=2, default=str).encode()  # fails before any write
-    os.makedirs(directory, exist_ok=True)
-    paths = {
-        "model": os.path.join(directory, "model.rnnkit"),
-        "metrics": os.path.join(directory, "metrics.json"),
-    }
-    model.save(paths["model"])
-    atomic_write(paths["metrics"], encoded)
-    for key, (name, data) in (files or {}).items():
-        paths[key] = os.path.join(directory, name)
-        atomic_write(paths[key], data)
-    return paths
+    contents = {"metrics": ("metrics.json", encoded), **(files or {})}
+    names = {"model": "model.rnnkit"} | {key: name for key, (name, _) in contents.items()}
+    target = os.fspath(directory)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise ValueError(f"Cannot write the outputs to '{target}': it is a file. Give a folder.")
+    exists = os.path.isdir(target)
+    # Staged on the file system the files end up on, where a rename is atomic.
+    home = target if exists else os.path.dirname(os.path.abspath(target))
+    staging = os.path.join(home, f".rnnkit-outputs.{secrets.token_hex(4)}.tmp")
+    try:
+        _write_staged(staging, model, contents, target)
+        if exists:
+            for name in names.values():
+                os.replace(os.path.join(staging, name), os.path.join(target, name))
+        else:
+            os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # the half-written run, if it was not moved
+    return {key: os.path.join(target, name) for key, name in names.items()}
+
+
+def _write_staged(staging: str, model, contents: dict, target: str) -> None:
+    """The outputs into the new folder `staging`; an OSError names `target`, not `staging`."""
+    try:
+        os.makedirs(os.path.dirname(staging), exist_ok=True)
+        os.mkdir(staging)
+        model.save(os.path.join(staging, "model.rnnkit"))
+        for name, data in contents.values():
+            atomic_write(os.path.join(staging, name), data)
+    except OSError as err:
+        if err.errno is None:  # one of rnnkit's own messages, which names its file already
+            raise
+        raise OSError(
+            err.errno,
+            f"Cannot write the outputs to '{target}': {err.strerror}. Nothing was "
+            "written, the folder is as it was; free some space, or choose a folder you can "
+            "write to.",
+        ) from err
 
 
 @contextlib.contextmanager
