@@ -26,12 +26,19 @@ Example:
 """
 
 import math
+import numbers
 
+import numpy as np
 import torch
 from torch.autograd.graph import increment_version
 
 from rnnkit import schedules
 from rnnkit.losses import _snake_case
+
+
+def _is_number(value) -> bool:
+    """A real number, numpy's included: `np.float32(1e-3)` from a sweep is a learning rate."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_range(owner, name, value, low, high=None, high_open=False):
@@ -49,7 +56,7 @@ def _check_learning_rate(owner, learning_rate):
         learning_rate = schedules.deserialize(learning_rate)
     if isinstance(learning_rate, schedules.LearningRateSchedule) or callable(learning_rate):
         return learning_rate
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
+    if not _is_number(learning_rate):
         raise TypeError(
             f"{owner}: learning_rate must be a float, a schedule from rnnkit.schedules or a "
             f"callable, got {type(learning_rate).__name__}: {learning_rate!r}."
@@ -87,6 +94,10 @@ class _KerasSGD(torch.optim.Optimizer):
     def __init__(self, params, lr, momentum, nesterov):
         super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov})
 
+    def add_slots(self, p, group):
+        if group["momentum"] != 0 and "momentum" not in self.state[p]:
+            self.state[p]["momentum"] = torch.zeros_like(p)
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
@@ -98,8 +109,7 @@ class _KerasSGD(torch.optim.Optimizer):
                 if mu == 0:
                     p.add_(g, alpha=-lr)
                     continue
-                if "momentum" not in self.state[p]:
-                    self.state[p]["momentum"] = torch.zeros_like(p)
+                self.add_slots(p, group)
                 m = self.state[p]["momentum"]
                 m.mul_(mu).add_(g, alpha=-lr)
                 if group["nesterov"]:
@@ -120,6 +130,15 @@ class _KerasRMSprop(torch.optim.Optimizer):
         defaults = {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps, "centered": centered}
         super().__init__(params, defaults)
 
+    def add_slots(self, p, group):
+        state = self.state[p]
+        if not state:
+            state["velocity"] = torch.zeros_like(p)
+            if group["centered"]:
+                state["average_gradient"] = torch.zeros_like(p)
+            if group["momentum"] > 0:
+                state["momentum"] = torch.zeros_like(p)
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
@@ -127,13 +146,8 @@ class _KerasRMSprop(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                self.add_slots(p, group)
                 g, state = p.grad, self.state[p]
-                if not state:
-                    state["velocity"] = torch.zeros_like(p)
-                    if group["centered"]:
-                        state["average_gradient"] = torch.zeros_like(p)
-                    if mu > 0:
-                        state["momentum"] = torch.zeros_like(p)
                 v = state["velocity"]
                 v.mul_(rho).addcmul_(g, g, value=1 - rho)
                 denominator = v + group["eps"]
@@ -157,15 +171,18 @@ class _KerasAdagrad(torch.optim.Optimizer):
         defaults = {"lr": lr, "initial_accumulator_value": initial_accumulator_value, "eps": eps}
         super().__init__(params, defaults)
 
+    def add_slots(self, p, group):
+        if not self.state[p]:
+            self.state[p]["accumulator"] = torch.full_like(p, group["initial_accumulator_value"])
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                self.add_slots(p, group)
                 g, state = p.grad, self.state[p]
-                if not state:
-                    state["accumulator"] = torch.full_like(p, group["initial_accumulator_value"])
                 acc = state["accumulator"]
                 acc.addcmul_(g, g)
                 p.sub_(g * group["lr"] / torch.sqrt(acc + group["eps"]))
@@ -189,6 +206,18 @@ class _KerasAdam(torch.optim.Optimizer):
         defaults = {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "eps": eps, "amsgrad": amsgrad}
         super().__init__(params, defaults)
 
+    @staticmethod
+    def _slot_names(group):
+        return ["momentum", "velocity"] + (["velocity_hat"] if group["amsgrad"] else [])
+
+    def add_slots(self, p, group):
+        state = self.state[p]
+        for name in self._slot_names(group):
+            if name not in state:
+                state[name] = torch.zeros_like(p)
+            elif state[name].stride() != p.stride():  # e.g. loaded from a file
+                state[name] = torch.empty_like(p).copy_(state[name])
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
@@ -202,14 +231,9 @@ class _KerasAdam(torch.optim.Optimizer):
             one, t_ = _scalar(1.0, x), _scalar(t, x)
             b1_power, b2_power = _scalar(b1, x) ** t_, _scalar(b2, x) ** t_
             alpha = _scalar(group["lr"], x) * torch.sqrt(one - b2_power) / (one - b1_power)
-            names = ["momentum", "velocity"] + (["velocity_hat"] if group["amsgrad"] else [])
+            names = self._slot_names(group)
             for p in params:
-                state = self.state[p]
-                for name in names:
-                    if name not in state:
-                        state[name] = torch.zeros_like(p)
-                    elif state[name].stride() != p.stride():  # e.g. loaded from a file
-                        state[name] = torch.empty_like(p).copy_(state[name])
+                self.add_slots(p, group)
             grads = [p.grad for p in params]
             m, v, *v_hat = ([self.state[p][name] for p in params] for name in names)
             if _fused_adam_fits(params, grads, m, v, *v_hat):
@@ -287,6 +311,11 @@ class _KerasNadam(torch.optim.Optimizer):
     def __init__(self, params, lr, beta_1, beta_2, eps):
         super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "eps": eps})
 
+    def add_slots(self, p, group):
+        if not self.state[p]:
+            self.state[p]["momentum"] = torch.zeros_like(p)
+            self.state[p]["velocity"] = torch.zeros_like(p)
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
@@ -304,10 +333,8 @@ class _KerasNadam(torch.optim.Optimizer):
             b2_power = _scalar(b2, x) ** _scalar(t, x)
             lr = _scalar(group["lr"], x)
             for p in params:
+                self.add_slots(p, group)
                 g, state = p.grad, self.state[p]
-                if not state:
-                    state["momentum"] = torch.zeros_like(p)
-                    state["velocity"] = torch.zeros_like(p)
                 m, v = state["momentum"], state["velocity"]
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).add_(g * g, alpha=1 - b2)
@@ -324,6 +351,11 @@ class _KerasAdamax(torch.optim.Optimizer):
     def __init__(self, params, lr, beta_1, beta_2, eps):
         super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "eps": eps})
 
+    def add_slots(self, p, group):
+        if not self.state[p]:
+            self.state[p]["momentum"] = torch.zeros_like(p)
+            self.state[p]["norm"] = torch.zeros_like(p)
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
@@ -335,14 +367,24 @@ class _KerasAdamax(torch.optim.Optimizer):
             bias_correction = _scalar(1.0, x) - _scalar(b1, x) ** _scalar(t, x)
             lr = _scalar(group["lr"], x)
             for p in params:
+                self.add_slots(p, group)
                 g, state = p.grad, self.state[p]
-                if not state:
-                    state["momentum"] = torch.zeros_like(p)
-                    state["norm"] = torch.zeros_like(p)
                 m, u = state["momentum"], state["norm"]
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 torch.maximum(u * b2, torch.abs(g), out=u)
                 p.sub_(m * lr / ((u + group["eps"]) * bias_correction))
+
+
+def _add_slots(torch_optimizer):
+    """Every weight's slots (Adam's moments, ...), made at build as Keras makes its optimizer
+    variables, so that a step only updates them. torch's own optimizers (Adadelta) make
+    theirs on their first step."""
+    add = getattr(torch_optimizer, "add_slots", None)
+    if add is None:
+        return
+    for group in torch_optimizer.param_groups:
+        for p in group["params"]:
+            add(p, group)
 
 
 # --------------------------------------------------------------------------- base class
@@ -460,11 +502,19 @@ class Optimizer:
                     f"with requires_grad=True (e.g. torch.nn.Parameter), got "
                     f"{type(p).__name__}."
                 )
+        # All or nothing: everything is made in locals and `self.params`, which `built` reads,
+        # is set last, so a Ctrl-C anywhere in here leaves the optimizer unbuilt (the next fit
+        # builds it afresh, a save skips it) instead of built without its torch optimizer.
+        torch_optimizer = self._make_torch_optimizer(params)
+        _add_slots(torch_optimizer)
+        pending = self._pending_state
+        if pending is not None:
+            torch_optimizer.load_state_dict(pending["torch_optimizer"])
+        self.torch_optimizer = torch_optimizer
+        if pending is not None:
+            self._restore_counters(pending)
         self.params = params
-        self.torch_optimizer = self._make_torch_optimizer(params)
-        if self._pending_state is not None:
-            state, self._pending_state = self._pending_state, None
-            self.load_state_dict(state)
+        self._pending_state = None
 
     @torch.no_grad()
     def step(self):
@@ -577,6 +627,9 @@ class Optimizer:
             self._pending_state = state
             return
         self.torch_optimizer.load_state_dict(state["torch_optimizer"])
+        self._restore_counters(state)
+
+    def _restore_counters(self, state):
         self.iterations = int(state["iterations"])
         if state["learning_rate"] is not None and isinstance(self._learning_rate, float):
             self._learning_rate = float(state["learning_rate"])

@@ -58,6 +58,11 @@ class Callback:
 
     def on_predict_end(self, logs=None): ...
 
+    def _on_interrupt(self) -> None:
+        """fit was stopped by an exception (Ctrl-C, an error in a hook): let go of what the
+        callback holds open (a live display, a file). Not `on_train_end`, whose work (restore
+        the best weights, delete the backup to resume from) belongs to a finished run."""
+
 
 class History(Callback):
     """What `fit` returns: `history.history["loss"]` lists the loss of every epoch."""
@@ -117,3 +122,8 @@ class CallbackList:
 
         self.__dict__[hook] = call  # found directly next time: fit calls two hooks per batch
         return call
+
+    def interrupted(self) -> None:
+        """fit was stopped by an exception: every callback lets go of what it holds open."""
+        for callback in self.callbacks:
+            callback._on_interrupt()

@@ -80,6 +80,9 @@ class CSVLogger(Callback):
             self.csv_file.close()
         self.writer = None
 
+    def _on_interrupt(self) -> None:
+        self.on_train_end()  # every finished epoch is written; close the file
+
 
 def _cell(value):
     """Scalars as they are; a list or array as `"[1, 2]"`, the way Keras writes it."""

@@ -83,6 +83,9 @@ class ProgressBar(Callback):
         if self.progress is not None:
             self.progress.stop()
 
+    def _on_interrupt(self) -> None:
+        self.on_train_end()  # a live bar left running keeps redrawing over what comes next
+
 
 def progress_logger(verbose) -> Callback | None:
     """`verbose=0` silent, `1` a live bar, `2` a line per epoch; `'auto'`: bar in a terminal."""
@@ -156,3 +159,8 @@ class TrainingProgress(Callback):
             self.progress = None
         elif self._last is not None:
             self._line(*self._last)
+
+    def _on_interrupt(self) -> None:
+        if self.progress is not None:  # a live bar left running keeps redrawing
+            self.progress.stop()
+            self.progress = None

@@ -7,6 +7,7 @@ yielding `(x, y)` or `(x, y, sample_weight)`; a Python generator of such batches
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,23 +19,103 @@ from rnnkit.data._pydataset import PyDataset
 from rnnkit.layers._base import to_tensor
 
 
-def to_tensors(x, device=None):
-    """Arrays -> tensors, keeping a list/dict of several inputs as a list/dict."""
+def to_tensors(x, device=None, name="x"):
+    """Arrays -> tensors, keeping a list/dict of several inputs as a list/dict.
+
+    Integer and bool arrays keep their dtype: the model's first layer decides what they are
+    (an Embedding's ids, or numbers it casts to its float dtype). Text and ragged lists fail
+    here with the fix; `name` ("x", "y", "sample_weight") names the data in that message.
+    """
     if x is None:
         return None
     if isinstance(x, dict):
-        return {k: to_tensor(v, torch.float32, device) for k, v in x.items()}
+        return {k: _to_tensor(v, device, f"{name}[{k!r}]") for k, v in x.items()}
     if (
         isinstance(x, (list, tuple))
         and x
         and all(isinstance(v, (np.ndarray, torch.Tensor)) or hasattr(v, "to_numpy") for v in x)
-    ):
-        return [to_tensor(v, torch.float32, device) for v in x]  # one array per model input
-    return to_tensor(x, torch.float32, device)
+    ):  # one array per model input
+        return [_to_tensor(v, device, f"{name}[{i}]") for i, v in enumerate(x)]
+    return _to_tensor(x, device, name)
+
+
+def _to_tensor(value, device, name):
+    if not isinstance(value, torch.Tensor):
+        value = _numbers(value, name)
+    return to_tensor(value, torch.float32, device)
+
+
+def _numbers(value, name) -> np.ndarray:
+    """`value` as a numpy array, unless it holds text or sequences of different lengths."""
+    if hasattr(value, "to_numpy"):  # pandas Series / DataFrame
+        value = value.to_numpy()
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # numpy: "... inhomogeneous shape ..."
+        raise _ragged(name, value, error) from None
+    if array.dtype.kind in "US" or (array.dtype == object and _has_text(array)):
+        raise _text(name, array)
+    if array.dtype == object and any(isinstance(v, (list, tuple, np.ndarray)) for v in array.flat):
+        raise _ragged(name, value, None)
+    return array
+
+
+def _has_text(array) -> bool:
+    return any(isinstance(v, (str, bytes)) for v in array.flat)
+
+
+def _text(name, array) -> TypeError:
+    example = next((v for v in array.flat if isinstance(v, (str, bytes))), "")
+    got = f"{name} holds text (e.g. {str(example)[:40]!r}), but a model takes numbers."
+    if name.startswith("y"):
+        return TypeError(
+            f"{got} Encode the labels as integer class ids: "
+            f"`classes, {name} = np.unique({name}, return_inverse=True)`, then "
+            "loss='sparse_categorical_crossentropy' and `classes[pred.argmax(-1)]` to read "
+            "predictions back as labels."
+        )
+    return TypeError(
+        f"{got} Turn text into integer ids and pad them to one length: "
+        "`tok = rnnkit.preprocessing.text.Tokenizer(); tok.fit_on_texts(texts); "
+        "x = rnnkit.utils.pad_sequences(tok.texts_to_sequences(texts))`, "
+        "with an Embedding as the model's first layer."
+    )
+
+
+def _ragged(name, value, error) -> ValueError:
+    rows = value if isinstance(value, (list, tuple, np.ndarray)) else []
+    lengths = sorted({len(v) for v in rows if hasattr(v, "__len__")})
+    got = (
+        f"sequences of {len(lengths)} different lengths, from {lengths[0]} to {lengths[-1]}"
+        if len(lengths) > 1
+        else f"rows of different shapes ({error or 'nested sequences'})"
+    )
+    return ValueError(
+        f"{name} is a ragged list: {got}; a batch needs one length. Pad them: "
+        f"`{name} = rnnkit.utils.pad_sequences({name})` (maxlen=, padding='post' to choose how), "
+        "and mask the padding with Embedding(..., mask_zero=True) or Masking()."
+    )
 
 
 def num_samples(x) -> int:
-    return int(_tree.flatten(x)[0].shape[0])
+    first = _tree.flatten(x)[0]
+    if first is None:  # predict(None)
+        raise TypeError(
+            "Expected the inputs (x): a numpy array, torch tensor, pandas object or a list of "
+            "them; got None. Pass the data, e.g. model.predict(x_test)."
+        )
+    return int(first.shape[0])
+
+
+def check_count(where, name, value, minimum=1, allow_none=False) -> int | None:
+    """`value` as a Python int, if it is an integer >= `minimum` (numpy's integers too:
+    `np.int64(4)` from an array's shape or a sweep is a count like 4)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{where}: {name} must be {kind}; got {value!r}.")
+    return int(value)
 
 
 def take(x, index):
@@ -55,15 +136,28 @@ def is_array_like(x) -> bool:
 
 
 class ArrayBatches:
-    """In-memory data: each epoch, a (shuffled) pass in batches of `batch_size`."""
+    """In-memory data: each epoch, a (shuffled) pass in batches of `batch_size`.
 
-    def __init__(self, x, y, sample_weight, batch_size: int, shuffle: bool):
+    With `steps`, an epoch is that many batches of the pass, as in Keras: evaluation takes
+    the first `steps` batches every time; training (`carry_over`) goes on where the last
+    epoch stopped, and a pass that runs out mid-epoch ends that epoch early, the next one
+    starting a fresh (reshuffled) pass.
+    """
+
+    def __init__(self, x, y, sample_weight, batch_size, shuffle, steps=None, carry_over=False):
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size, self.shuffle = batch_size, shuffle
+        self.steps, self.carry_over = steps, carry_over
         self.n = num_samples(x)
+        self._pass = None  # the pass epochs carry over, as an iterator of batches
+        self._left = 0  # batches left in it
 
     @property
     def num_batches(self) -> int:
+        return self.steps or self.per_pass
+
+    @property
+    def per_pass(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
 
     def peek(self):
@@ -71,6 +165,18 @@ class ArrayBatches:
         return take(self.x, slice(0, self.batch_size)), self.y, self.sample_weight
 
     def __iter__(self):
+        if self.steps is None:
+            yield from self._one_pass()
+            return
+        if self._pass is None or not self.carry_over:
+            self._pass, self._left = self._one_pass(), self.per_pass
+        for _ in range(min(self.steps, self._left)):
+            self._left -= 1
+            yield next(self._pass)
+        if self._left == 0:
+            self._pass = None
+
+    def _one_pass(self):
         order = torch.randperm(self.n) if self.shuffle else None
         for start in range(0, self.n, self.batch_size):
             index = (
@@ -144,12 +250,12 @@ def unpack(batch, device):
             f"(x, y, sample_weight); got {type(batch).__name__}"
             f"{' of length ' + str(len(batch)) if isinstance(batch, (list, tuple)) else ''}."
         )
-    x, y = to_tensors(batch[0], device), to_tensors(batch[1], device)
-    w = to_tensors(batch[2], device) if len(batch) == 3 else None
+    x, y = to_tensors(batch[0], device), to_tensors(batch[1], device, "y")
+    w = to_tensors(batch[2], device, "sample_weight") if len(batch) == 3 else None
     return x, y, w
 
 
-def make_batches(x, y, sample_weight, batch_size, shuffle, steps, device):
+def make_batches(x, y, sample_weight, batch_size, shuffle, steps, device, training=False):
     """Data in any accepted form -> an iterable of `(x, y, sample_weight)` batches."""
     if isinstance(x, Dataset):
         if y is not None:
@@ -167,4 +273,4 @@ def make_batches(x, y, sample_weight, batch_size, shuffle, steps, device):
                 "itself, so leave y out."
             )
         return IterableBatches(x, steps, device)
-    return ArrayBatches(x, y, sample_weight, batch_size, shuffle)
+    return ArrayBatches(x, y, sample_weight, batch_size, shuffle, steps, carry_over=training)

@@ -12,14 +12,19 @@ Masked time steps (padding) count in neither the loss nor the metrics.
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import torch
 
 from rnnkit import _tree, losses, metrics, optimizers
 from rnnkit.callbacks._base import Callback, CallbackList, History
 from rnnkit.callbacks._progress import progress_logger
+from rnnkit.callbacks._stopping import TerminateOnNaN
 from rnnkit.layers._base import Layer, get_mask
 from rnnkit.training._data import (
     ArrayBatches,
+    check_count,
     is_array_like,
     make_batches,
     num_samples,
@@ -176,13 +181,6 @@ def _penalties_and_constraints(model) -> tuple[bool, bool]:
     return penalized, constrained
 
 
-def _check_positive_int(where, name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{where}: {name} must be a positive integer; got {value!r}.")
-
-
 def _check_finite(where, name, value):
     for t in _tree.flatten(value):
         if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
@@ -194,6 +192,13 @@ def _check_finite(where, name, value):
 
 
 def _check_arrays(where, x, y, sample_weight):
+    sizes = [int(t.shape[0]) for t in _tree.flatten(x)]
+    if len(set(sizes)) > 1:
+        raise ValueError(
+            f"{where}: x is {len(sizes)} arrays, one per model input, of {sizes} samples; each "
+            "input needs one row per sample. If they are sequences of different lengths, they "
+            "are one input: pad them, x = rnnkit.utils.pad_sequences(x)."
+        )
     _check_finite(where, "x", x)
     if y is None:
         raise ValueError(f"{where}: y (the targets) is missing; pass fit(x, y, ...).")
@@ -349,14 +354,19 @@ def fit_model(
 
     On a GPU the step is recorded once as a CUDA graph and replayed for each batch where the
     model and data allow it (`rnnkit.training._graph`); `model.step_path` says which step ran,
-    and `compile(jit_compile=False)` keeps the eager one.
+    and `compile(jit_compile=False)` keeps the eager one. A loss that turns NaN or infinite
+    is reported once per call, as a RuntimeWarning. Stopped at any point (Ctrl-C), the model
+    can be fitted again and saved.
 
     Args:
         x, y: inputs and targets: numpy arrays, pandas objects, torch tensors or lists
             (a list/dict of them for several inputs); or `x` alone as a torch `Dataset`,
             `DataLoader` or generator yielding `(x, y)` / `(x, y, sample_weight)` batches.
+            Integer and bool inputs are cast to the model's float dtype by its first layer,
+            unless it is an Embedding (then they are ids).
         batch_size: samples per step (default 32).
-        epochs: train until this epoch number (counting from `initial_epoch`).
+        epochs: train until this epoch number (counting from `initial_epoch`); 0 builds the
+            model and optimizer and returns an empty History, as in Keras.
         verbose: `'auto'` (a live bar in a terminal, a line per epoch elsewhere), 0, 1, 2.
         callbacks: `rnnkit.callbacks` objects (EarlyStopping, ModelCheckpoint, ...).
         validation_split: fraction of the samples, taken from the end, held out.
@@ -365,53 +375,32 @@ def fit_model(
         class_weight: `{class: weight}` to weight samples by their target class.
         sample_weight: a weight per sample `(samples,)` or per step `(samples, timesteps)`.
         initial_epoch: the epoch to start from (to resume a run).
-        steps_per_epoch: batches per epoch (for generators).
+        steps_per_epoch: batches per epoch. On arrays, as in Keras, each epoch goes on through
+            the (shuffled) pass where the last one stopped; one that runs out ends the epoch.
+
+    Counts may be numpy integers (`np.int64(4)`).
     """
     where = "fit"
-    if not getattr(model, "compiled", False):
-        raise ValueError(
-            f"Model '{model.name}' must be compiled before fit: "
-            "model.compile(optimizer='adam', loss='mse') (or the loss that fits your targets)."
-        )
-    batch_size = 32 if batch_size is None else batch_size
-    _check_positive_int(where, "batch_size", batch_size)
-    _check_positive_int(where, "epochs", epochs)
-    _check_positive_int(where, "steps_per_epoch", steps_per_epoch, allow_none=True)
-    _check_positive_int(where, "validation_freq", validation_freq)
+    _check_compiled(model, where)
+    batch_size = check_count(where, "batch_size", 32 if batch_size is None else batch_size)
+    epochs = check_count(where, "epochs", epochs, minimum=0)
+    initial_epoch = check_count(where, "initial_epoch", initial_epoch, minimum=0)
+    steps_per_epoch = check_count(where, "steps_per_epoch", steps_per_epoch, allow_none=True)
+    validation_freq = check_count(where, "validation_freq", validation_freq)
+    validation_steps = check_count(where, "validation_steps", validation_steps, allow_none=True)
+    validation_batch_size = check_count(
+        where, "validation_batch_size", validation_batch_size, allow_none=True
+    )
     if x is None:
         raise ValueError(f"{where}: x (the inputs) is missing; pass fit(x, y, ...).")
-    if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
-        raise ValueError(
-            f"{where}: validation_split is the fraction of samples held out and must be in "
-            f"[0, 1); got {validation_split!r}."
-        )
+    _check_validation_split(where, validation_split, x)
     device = model.weights_device()
     keep_freed_memory(device)
-    arrays = is_array_like(x)
-    if arrays:
-        x, y = to_tensors(x, device), to_tensors(y, device)
-        sample_weight = to_tensors(sample_weight, device)
-        _check_arrays(where, x, y, sample_weight)
-        n = num_samples(x)
-        if validation_split and validation_data is None:
-            split = int(n * (1.0 - validation_split))
-            if split == 0 or split == n:
-                raise ValueError(
-                    f"{where}: validation_split={validation_split} of {n} samples leaves an "
-                    "empty training or validation set; use more data or another fraction."
-                )
-            # As in Keras, the held-out samples keep their sample_weight but not class_weight.
-            validation_data = tuple(take(v, slice(split, n)) for v in (x, y, sample_weight))
-            x, y, sample_weight = (take(v, slice(0, split)) for v in (x, y, sample_weight))
-        if class_weight is not None:
-            weights = _class_weights(class_weight, y).to(y.device)
-            sample_weight = weights if sample_weight is None else sample_weight * weights
-    elif validation_split:
-        raise ValueError(
-            f"{where}: validation_split needs in-memory arrays; with a {type(x).__name__} pass "
-            "validation_data= instead."
-        )
-    data = make_batches(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, device)
+    split = validation_split if validation_data is None else 0.0  # Keras: the data wins
+    data, held_out = _training_batches(
+        x, y, sample_weight, class_weight, split, batch_size, shuffle, steps_per_epoch, device
+    )
+    validation_data = held_out if validation_data is None else validation_data
     val_data = _validation_batches(
         validation_data, validation_batch_size or batch_size, validation_steps, device
     )
@@ -422,25 +411,103 @@ def fit_model(
 
     model.optimizer.build(model.trainable_weights)
     step = _Step(model)
-    graph = None
-    why = graph_blocker(model, x if arrays else None, y if arrays else None)
-    if why is None:
-        GraphStep.check_data(model, x, y, output_shape, check_targets)
-        batches = (batch_size, x, y, sample_weight)
-        graph = GraphStep.for_model(step, model, model.optimizer.params, batches)
-    model.step_path = "CUDA graph" if graph is not None else f"eager ({why})"
-    history = History()
-    extra = [c for c in [progress_logger(verbose)] if c is not None]
+    graph = _graph_step(model, step, data, output_shape)
     params = {
         "epochs": epochs,
         "steps": data.num_batches,
         "verbose": verbose,
         "batch_size": batch_size,
     }
-    callback_list = CallbackList(list(callbacks or []) + [history] + extra, model, params)
-    model.history = history
+    callback_list = _fit_callbacks(model, callbacks, verbose, params)
     model.stop_training = False
     model.initial_epoch = initial_epoch
+    try:
+        logs = _train(model, step, graph, data, val_data, callback_list, epochs, validation_freq)
+    except BaseException:  # Ctrl-C or an error: no on_train_end, but close what is open
+        callback_list.interrupted()
+        raise
+    if graph is not None and graph.failed is not None:
+        model.step_path = f"eager (recording a CUDA graph failed: {graph.failed})"
+    callback_list.on_train_end(logs)
+    return model.history
+
+
+def _check_compiled(model, where):
+    if not getattr(model, "compiled", False):
+        raise ValueError(
+            f"Model '{model.name}' must be compiled before {where}: "
+            "model.compile(optimizer='adam', loss='mse') (or the loss that fits your targets)."
+        )
+
+
+def _check_validation_split(where, validation_split, x):
+    if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+        raise ValueError(
+            f"{where}: validation_split is the fraction of samples held out and must be in "
+            f"[0, 1); got {validation_split!r}."
+        )
+    if validation_split and not is_array_like(x):
+        raise ValueError(
+            f"{where}: validation_split needs in-memory arrays; with a {type(x).__name__} pass "
+            "validation_data= instead."
+        )
+
+
+def _training_batches(
+    x, y, sample_weight, class_weight, validation_split, batch_size, shuffle, steps, device
+):
+    """fit's training batches, and the `(x, y, sample_weight)` that `validation_split` holds
+    out of in-memory arrays (None without it)."""
+    where = "fit"
+    if not is_array_like(x):
+        return make_batches(x, y, sample_weight, batch_size, shuffle, steps, device), None
+    x, y = to_tensors(x, device), to_tensors(y, device, "y")
+    sample_weight = to_tensors(sample_weight, device, "sample_weight")
+    _check_arrays(where, x, y, sample_weight)
+    held_out = None
+    if validation_split:
+        n = num_samples(x)
+        split = int(n * (1.0 - validation_split))
+        if split == 0 or split == n:
+            raise ValueError(
+                f"{where}: validation_split={validation_split} of {n} samples leaves an "
+                "empty training or validation set; use more data or another fraction."
+            )
+        # As in Keras, the held-out samples keep their sample_weight but not class_weight.
+        held_out = tuple(take(v, slice(split, n)) for v in (x, y, sample_weight))
+        x, y, sample_weight = (take(v, slice(0, split)) for v in (x, y, sample_weight))
+    if class_weight is not None:
+        weights = _class_weights(class_weight, y).to(y.device)
+        sample_weight = weights if sample_weight is None else sample_weight * weights
+    return make_batches(x, y, sample_weight, batch_size, shuffle, steps, device, True), held_out
+
+
+def _graph_step(model, step, data, output_shape):
+    """The CUDA-graph step where the model and data allow it (None: the eager step), with
+    `model.step_path` saying which and why."""
+    arrays = isinstance(data, ArrayBatches)
+    x, y = (data.x, data.y) if arrays else (None, None)
+    why = graph_blocker(model, x, y)
+    graph = None
+    if why is None:
+        GraphStep.check_data(model, x, y, output_shape, check_targets)
+        batches = (data.batch_size, x, y, data.sample_weight)
+        graph = GraphStep.for_model(step, model, model.optimizer.params, batches)
+    model.step_path = "CUDA graph" if graph is not None else f"eager ({why})"
+    return graph
+
+
+def _fit_callbacks(model, callbacks, verbose, params):
+    """The user's callbacks, then a new `model.history`, then the progress display."""
+    model.history = History()
+    extra = [c for c in [progress_logger(verbose)] if c is not None]
+    return CallbackList(list(callbacks or []) + [model.history] + extra, model, params)
+
+
+def _train(model, step, graph, data, val_data, callback_list, epochs, validation_freq):
+    """The epochs from `model.initial_epoch`: each a pass over `data` and maybe validation.
+    Returns the last epoch's logs ({} when no epoch ran)."""
+    watch = _DivergenceWatch.for_fit(model, callback_list, epochs, data.num_batches)
     callback_list.on_train_begin()
     logs = {}
     for epoch in range(model.initial_epoch, epochs):
@@ -448,23 +515,14 @@ def fit_model(
         callback_list.on_epoch_begin(epoch)
         for batch, (xb, yb, wb) in enumerate(data):
             callback_list.on_train_batch_begin(batch)
-            if graph is not None:
-                run = graph.run if graph.takes(xb, yb, wb) else graph.eager
-                loss, y_pred, mask = run(xb, yb, wb)
-            else:
-                model.optimizer.zero_grad()
-                loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
-                loss.backward()
-            step.track(xb, yb, wb, loss, y_pred, mask)
-            model.optimizer.step()
-            if step.constrained:
-                model.apply_constraints()
-            callback_list.on_train_batch_end(
-                batch, _sorted(step.logs()) if callback_list.wants_batch_logs else None
-            )
+            loss = _train_step(model, step, graph, xb, yb, wb)
+            batch_logs = _sorted(step.logs()) if callback_list.wants_batch_logs else None
+            watch.after_batch(epoch, batch, loss, batch_logs)
+            callback_list.on_train_batch_end(batch, batch_logs)
             if model.stop_training:
                 break
         logs = step.logs()
+        watch.after_epoch(epoch, logs)
         if val_data is not None and (epoch + 1) % validation_freq == 0:
             val_logs = _run_evaluation(step, val_data, callback_list)
             logs.update({f"val_{key}": value for key, value in val_logs.items()})
@@ -472,10 +530,71 @@ def fit_model(
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
-    if graph is not None and graph.failed is not None:
-        model.step_path = f"eager (recording a CUDA graph failed: {graph.failed})"
-    callback_list.on_train_end(logs)
-    return history
+    return logs
+
+
+def _train_step(model, step, graph, xb, yb, wb):
+    """One batch: forward and backward (replayed from the CUDA graph where it takes the
+    batch), metrics, the update and constraints. Returns the batch's loss."""
+    if graph is not None:
+        run = graph.run if graph.takes(xb, yb, wb) else graph.eager
+        loss, y_pred, mask = run(xb, yb, wb)
+    else:
+        model.optimizer.zero_grad()
+        loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
+        loss.backward()
+    step.track(xb, yb, wb, loss, y_pred, mask)
+    model.optimizer.step()
+    if step.constrained:
+        model.apply_constraints()
+    return loss
+
+
+class _DivergenceWatch:
+    """Warns once per fit when the loss turns NaN or infinite: training is diverging.
+
+    Each batch's loss is read only where reading it costs no wait for the GPU (`per_batch`);
+    otherwise the epoch's mean loss tells at the epoch's end, naming the epoch alone.
+    """
+
+    def __init__(self, epochs, steps, per_batch):
+        self.epochs, self.steps, self.per_batch = epochs, steps, per_batch
+        self.done = False  # warned already, or TerminateOnNaN will say it
+
+    @classmethod
+    def for_fit(cls, model, callback_list, epochs, steps):
+        watch = cls(epochs, steps, per_batch=callback_list.wants_batch_logs)
+        device = model.weights_device()
+        # Reading a GPU loss waits for the GPU; on the CPU, or read for batch logs anyway, free.
+        watch.per_batch |= device is None or device.type == "cpu"
+        # TerminateOnNaN reports the batch itself; a second warning would only repeat it.
+        watch.done = any(isinstance(c, TerminateOnNaN) for c in callback_list.callbacks)
+        return watch
+
+    def after_batch(self, epoch, batch, loss, logs):
+        if self.done or not self.per_batch:
+            return
+        value = logs["loss"] if logs is not None else float(loss.detach())
+        if not math.isfinite(value):
+            self._warn(value, epoch, batch)
+
+    def after_epoch(self, epoch, logs):
+        if not self.done and not math.isfinite(logs["loss"]):
+            self._warn(logs["loss"], epoch, None)
+
+    def _warn(self, value, epoch, batch):
+        self.done = True
+        at = f"epoch {epoch + 1}/{self.epochs}"
+        if batch is not None:
+            at += f", batch {batch + 1}" + (f"/{self.steps}" if self.steps else "")
+        warnings.warn(
+            f"fit: the loss became {value} at {at}: training is diverging, and the weights "
+            "with it. Clip the gradients, e.g. optimizer=rnnkit.optimizers.Adam(clipnorm=1.0), "
+            "or lower the learning rate (e.g. 10x); callbacks=[TerminateOnNaN()] stops "
+            "training when it happens.",
+            RuntimeWarning,
+            stacklevel=5,  # _warn, after_batch/after_epoch, _train, fit_model: the caller of fit
+        )
 
 
 def _validation_batches(validation_data, batch_size, steps, device):
@@ -488,10 +607,13 @@ def _validation_batches(validation_data, batch_size, steps, device):
             "fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight); got "
             f"a {type(validation_data).__name__} of length {len(validation_data)}."
         )
-    vx, vy = to_tensors(validation_data[0], device), to_tensors(validation_data[1], device)
-    vw = to_tensors(validation_data[2], device) if len(validation_data) == 3 else None
+    vx = to_tensors(validation_data[0], device, "x_val")
+    vy = to_tensors(validation_data[1], device, "y_val")
+    vw = None
+    if len(validation_data) == 3:
+        vw = to_tensors(validation_data[2], device, "sample_weight_val")
     _check_arrays("fit (validation_data)", vx, vy, vw)
-    return ArrayBatches(vx, vy, vw, batch_size, shuffle=False)
+    return ArrayBatches(vx, vy, vw, batch_size, shuffle=False, steps=steps)
 
 
 def _run_evaluation(step, data, callback_list):
@@ -529,20 +651,16 @@ def evaluate_model(
     Returns the loss alone when there are no metrics, else `[loss, *metrics]`, or a dict
     with `return_dict=True`.
     """
-    if not getattr(model, "compiled", False):
-        raise ValueError(
-            f"Model '{model.name}' must be compiled before evaluate: "
-            "model.compile(optimizer='adam', loss='mse')."
-        )
-    batch_size = 32 if batch_size is None else batch_size
-    _check_positive_int("evaluate", "batch_size", batch_size)
+    _check_compiled(model, "evaluate")
+    batch_size = check_count("evaluate", "batch_size", 32 if batch_size is None else batch_size)
+    steps = check_count("evaluate", "steps", steps, allow_none=True)
     device = model.weights_device()
     keep_freed_memory(device)
     if x is None:
         raise ValueError("evaluate: x (the inputs) is missing; pass evaluate(x, y).")
     if is_array_like(x):
-        x, y = to_tensors(x, device), to_tensors(y, device)
-        sample_weight = to_tensors(sample_weight, device)
+        x, y = to_tensors(x, device), to_tensors(y, device, "y")
+        sample_weight = to_tensors(sample_weight, device, "sample_weight")
         _check_arrays("evaluate", x, y, sample_weight)
     data = make_batches(x, y, sample_weight, batch_size, False, steps, device)
     _check_against_model(model, *data.peek()[:2])
