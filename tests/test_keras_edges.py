@@ -312,3 +312,9 @@ def test_a_functional_model_missing_the_time_axis_asks_its_first_layer():
     model = rnnkit.Model(inputs, R.LSTM(3)(inputs))
     with pytest.raises(ValueError, match=r"Model 'functional': LSTM 'lstm'.*\(7, 2\).*6 steps"):
         model(np.zeros((7, 2), dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["object", "str", "datetime64"])
+def test_a_dtype_torch_has_no_tensors_of_is_a_clear_error(dtype):
+    with pytest.raises(TypeError, match=rf"Unknown dtype '{dtype}': torch has no tensors of it"):
+        R.Dense(2, dtype=dtype)

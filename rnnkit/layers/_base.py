@@ -68,7 +68,13 @@ def as_dtype(dtype) -> torch.dtype:
         ) from err
     if name == "bool":
         return torch.bool
-    return getattr(torch, name)
+    found = getattr(torch, name, None)
+    if not isinstance(found, torch.dtype):  # numpy's object, str, datetime64, ...
+        raise TypeError(
+            f"Unknown dtype {dtype!r}: torch has no tensors of it. Use e.g. 'float32', "
+            "'float64' or 'int64'."
+        )
+    return found
 
 
 def get_mask(tensor) -> torch.Tensor | None:
