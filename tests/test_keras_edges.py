@@ -318,3 +318,28 @@ def test_a_functional_model_missing_the_time_axis_asks_its_first_layer():
 def test_a_dtype_torch_has_no_tensors_of_is_a_clear_error(dtype):
     with pytest.raises(TypeError, match=rf"Unknown dtype '{dtype}': torch has no tensors of it"):
         R.Dense(2, dtype=dtype)
+
+
+def test_fit_on_a_model_with_no_trainable_weights_measures_the_loss_as_keras_does(rng):
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.normal(size=(8, 2)).astype(np.float32)
+    ours = rnnkit.Sequential([R.Input((3,)), R.Dense(2, trainable=False)])
+    theirs = keras.Sequential([K.Input((3,)), K.Dense(2, trainable=False)])
+    copy_weights(theirs, ours, rng)
+    for model in (ours, theirs):
+        model.compile(optimizer="adam", loss="mse")
+    with pytest.warns(UserWarning, match="does not have any trainable weights"):
+        want = theirs.fit(x, y, epochs=2, batch_size=4, verbose=0).history
+    with pytest.warns(UserWarning, match="no trainable weights, so training changes nothing"):
+        got = ours.fit(x, y, epochs=2, batch_size=4, verbose=0).history
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+    assert_close(ours.get_weights(), theirs.get_weights())
+
+
+def test_predict_takes_a_numpy_integer_batch_size(rng):
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    model = rnnkit.Sequential([R.Input((3,)), R.Dense(2)])
+    want = model.predict(x, batch_size=2, verbose=0)
+    np.testing.assert_array_equal(model.predict(x, batch_size=np.int64(2), verbose=0), want)
+    with pytest.raises(ValueError, match=r"predict: batch_size must be a positive integer"):
+        model.predict(x, batch_size=np.int64(0))

@@ -22,7 +22,7 @@ from rnnkit.layers._graph import Node, SymbolicTensor
 from rnnkit.layers._input import InputLayer
 from rnnkit.saving import load_weights, save_model, save_weights
 from rnnkit.training import compile_model, evaluate_model, fit_model
-from rnnkit.training._data import num_samples, take, to_tensors
+from rnnkit.training._data import check_count, num_samples, take, to_tensors
 from rnnkit.training._memory import keep_freed_memory
 
 
@@ -300,9 +300,7 @@ class Model(Layer):
     def predict(self, x, batch_size=None, verbose=0, steps=None):
         """Outputs for `x` as numpy arrays, computed in batches (default 32) with dropout off."""
         del verbose, steps
-        batch_size = 32 if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"predict: batch_size must be a positive integer; got {batch_size!r}.")
+        batch_size = 32 if batch_size is None else check_count("predict", "batch_size", batch_size)
         # numpy / pandas / nested lists -> tensors, as fit takes them (a list of arrays is
         # several inputs; a nested list of numbers is one)
         device = self.weights_device()

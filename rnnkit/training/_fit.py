@@ -105,6 +105,7 @@ class _Step:
         # Walking every module for penalties and constraints costs more than a small model's
         # step; fit and evaluate build the model before making a _Step, so look once.
         self.penalized, self.constrained = _penalties_and_constraints(model)
+        self.trains = bool(model.trainable_weights)  # False: nothing to differentiate
 
     def metric_list(self, y, y_pred):
         """The `metrics` then the `weighted_metrics`, built once the shapes are known."""
@@ -409,8 +410,16 @@ def fit_model(
     if val_data is not None:
         _check_against_model(model, *val_data.peek()[:2], where="fit (validation_data)")
 
-    model.optimizer.build(model.trainable_weights)
     step = _Step(model)
+    if step.trains:
+        model.optimizer.build(model.trainable_weights)
+    else:  # as Keras: the loss and metrics are measured, nothing is updated
+        warnings.warn(
+            f"fit: model '{model.name}' has no trainable weights, so training changes nothing; "
+            "it measures the loss and metrics only. Set trainable=True on the layers to train.",
+            UserWarning,
+            stacklevel=3,
+        )
     graph = _graph_step(model, step, data, output_shape)
     params = {
         "epochs": epochs,
@@ -487,7 +496,7 @@ def _graph_step(model, step, data, output_shape):
     `model.step_path` saying which and why."""
     arrays = isinstance(data, ArrayBatches)
     x, y = (data.x, data.y) if arrays else (None, None)
-    why = graph_blocker(model, x, y)
+    why = graph_blocker(model, x, y) if step.trains else "no trainable weights"
     graph = None
     if why is None:
         GraphStep.check_data(model, x, y, output_shape, check_targets)
@@ -539,6 +548,10 @@ def _train_step(model, step, graph, xb, yb, wb):
     if graph is not None:
         run = graph.run if graph.takes(xb, yb, wb) else graph.eager
         loss, y_pred, mask = run(xb, yb, wb)
+    elif not step.trains:  # no trainable weights: measured, nothing to update
+        loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
+        step.track(xb, yb, wb, loss, y_pred, mask)
+        return loss
     else:
         model.optimizer.zero_grad()
         loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
