@@ -343,3 +343,69 @@ def test_predict_takes_a_numpy_integer_batch_size(rng):
     np.testing.assert_array_equal(model.predict(x, batch_size=np.int64(2), verbose=0), want)
     with pytest.raises(ValueError, match=r"predict: batch_size must be a positive integer"):
         model.predict(x, batch_size=np.int64(0))
+
+
+# ------------------------------------------------------------------ subclassed models
+class OurForecaster(rnnkit.Model):
+    """A subclassed model as in Keras tutorials: layers made in __init__, used in call()."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.rnn, self.head = R.GRU(units), R.Dense(1)
+
+    def call(self, x, training=False):
+        return self.head(self.rnn(x))
+
+
+class TheirForecaster(keras.Model):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.rnn, self.head = K.GRU(units), K.Dense(1)
+
+    def call(self, x, training=False):
+        return self.head(self.rnn(x))
+
+    def get_config(self):  # Keras 3.15 records no arguments of a Model subclass; rnnkit does
+        return {**super().get_config(), "units": self.units}
+
+
+def test_a_subclassed_model_saves_and_loads_built_like_keras(tmp_path, rng):
+    x = rng.normal(size=(3, 5, 2)).astype(np.float32)
+    ours, theirs = OurForecaster(4), TheirForecaster(4)
+    ours(x)
+    theirs(x)
+    copy_weights(theirs, ours, rng)
+    ours.save(tmp_path / "ours.rnnkit")
+    theirs.save(tmp_path / "theirs.keras")
+    loaded = rnnkit.load_model(
+        tmp_path / "ours.rnnkit", custom_objects={"OurForecaster": OurForecaster}
+    )
+    theirs_loaded = keras.saving.load_model(
+        tmp_path / "theirs.keras", custom_objects={"TheirForecaster": TheirForecaster}
+    )
+    assert loaded.built and theirs_loaded.built
+    assert loaded.units == theirs_loaded.units == 4
+    assert_close(loaded.predict(x, verbose=0), theirs_loaded.predict(x, verbose=0))
+
+
+def test_a_subclassed_model_is_sized_on_the_meta_device_before_it_is_built(tmp_path):
+    """Its config's units are checked against the file's weights before any memory is taken."""
+    import json
+    import zipfile
+
+    path = tmp_path / "m.rnnkit"
+    model = OurForecaster(4)
+    model(np.zeros((1, 5, 2), dtype=np.float32))
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["units"] = 60_000  # a 14 GB GRU if it were built for real
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"\(2, 12\) in the file .* but \(2, 180000\)"):
+        rnnkit.load_model(path, custom_objects={"OurForecaster": OurForecaster})

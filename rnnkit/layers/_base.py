@@ -361,6 +361,8 @@ class Layer(nn.Module):
     def _maybe_build(self, input_shape) -> None:
         if not self.built:
             self.build(input_shape)
+            if self._build_input_shape is None:  # a layer with no build() of its own
+                self._build_input_shape = input_shape
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError(

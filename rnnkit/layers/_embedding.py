@@ -94,8 +94,8 @@ class Embedding(Layer):
             raise TypeError(
                 f"Embedding '{self.name}' expects integer token ids; got dtype {inputs.dtype}."
             )
-        if in_graph():  # fit checked all its ids before recording the step in a CUDA graph
-            return inputs.long()
+        if in_graph() or inputs.is_meta:  # fit checked all ids before recording a CUDA graph;
+            return inputs.long()  # a meta tensor (a model sized before it is built) has none
         if inputs.is_floating_point():
             if not torch.equal(inputs, inputs.round()):
                 bad = inputs[inputs != inputs.round()].flatten()[:3].tolist()

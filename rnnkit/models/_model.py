@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 from rnnkit import _tree
-from rnnkit.layers._base import Layer, shape_str, to_tensor, unique_name
+from rnnkit.layers._base import (
+    META_WEIGHTS,
+    Layer,
+    _map_shapes,
+    shape_str,
+    to_tensor,
+    unique_name,
+)
 from rnnkit.layers._graph import Node, SymbolicTensor
 from rnnkit.layers._input import InputLayer
 from rnnkit.saving import load_weights, save_model, save_weights
@@ -338,8 +345,11 @@ class Model(Layer):
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
-        if not self.inputs:
-            return super().get_config()
+        if not self.inputs:  # a subclass with call(): its weights come from calling it
+            config = super().get_config()
+            if self.built and self._build_input_shape is not None:
+                config["build_input_shape"] = self._build_input_shape
+            return config
         from rnnkit.layers import serialize
 
         local = {
@@ -384,7 +394,12 @@ class Model(Layer):
         from rnnkit.layers import deserialize
 
         if "layers" not in config:
-            return cls(**config)
+            config = dict(config)
+            shape = config.pop("build_input_shape", None)
+            model = cls(**config)
+            if shape is not None:
+                _build_by_calling(model, shape)
+            return model
         layers = {}
         outputs = {}  # (layer name, node index) -> outputs of that call
         pending = []
@@ -511,3 +526,24 @@ def _layers_in_keras_order(nodes, outputs) -> list[Layer]:
         first_seen.setdefault(key, i)
         layer_depth[key] = max(layer_depth.get(key, 0), depth[id(node)])
     return [layers[k] for k in sorted(layers, key=lambda k: (-layer_depth[k], first_seen[k]))]
+
+
+def _build_by_calling(model, shape) -> None:
+    """Make a subclassed model's weights, as its first call did: call it on zeros of the
+    `shape` it was built for (unknown sizes as 1). While a file is being sized (META_WEIGHTS),
+    the zeros are shapes only too."""
+    device = "meta" if META_WEIGHTS.get() else None
+
+    def zeros(s):
+        return torch.zeros([1 if n is None else n for n in s], dtype=model.dtype, device=device)
+
+    inputs = _map_shapes(zeros, _as_shapes(shape))
+    with torch.no_grad():
+        model(inputs)
+
+
+def _as_shapes(value):
+    """JSON's lists back into shape tuples: `[[null, 3, 2], [null, 4]]` -> two shapes."""
+    if isinstance(value, (list, tuple)) and all(n is None or isinstance(n, int) for n in value):
+        return tuple(value)
+    return [_as_shapes(v) for v in value]
