@@ -14,7 +14,8 @@ import numpy as np
 
 from rnnkit.explain._trace_text import SMALL, num, shown_steps
 
-GAP = 2.6  # distance between cell centres, in data units
+GAP = 2.6  # least distance between cell centres, in data units
+CHAR = 0.12  # width of a character of the 6.5-point state labels, in data units
 BOX_W, BOX_H = 1.3, 1.0
 INCH = 0.42  # inches per data unit, both ways
 LINE = 0.27  # data units per line of 7-point text
@@ -113,9 +114,9 @@ def _kind(direction) -> str:
     return direction.kind or direction.cell
 
 
-def draw_direction(ax, layer, direction, cy: float, max_steps: int):
+def draw_direction(ax, layer, direction, cy: float, max_steps: int, gap: float):
     steps = direction.steps
-    left = -GAP * 0.75
+    left = -gap * 0.75
     ax.text(
         left - 0.4,
         ax.get_ylim()[1],
@@ -127,7 +128,7 @@ def draw_direction(ax, layer, direction, cy: float, max_steps: int):
     first = steps[0].states_in
     previous_x = left
     for col, position in enumerate(shown_steps(len(steps), max_steps)):
-        cx = col * GAP
+        cx = col * gap
         if position is None:
             hidden = len(steps) - len(shown_steps(len(steps), max_steps)) + 1
             ax.text(cx, cy, "…", ha="center", va="center", fontsize=18, color=INK)
@@ -155,7 +156,7 @@ def draw_direction(ax, layer, direction, cy: float, max_steps: int):
         _draw_step(ax, direction, step, position + 1, cx, cy, _kind(direction))
         previous_x = cx + BOX_W / 2 + 0.05
     last = steps[-1]
-    end = previous_x + GAP - BOX_W
+    end = previous_x + gap - BOX_W
     _draw_carry(
         ax, direction, last.states, len(steps), previous_x, end, cy, GREY if last.skipped else INK
     )
@@ -166,6 +167,16 @@ def _lines(direction, which: str) -> int:
     sizes = [np.asarray(s.x if which == "x" else s.output).size for s in direction.steps]
     size = max(sizes)
     return 1 if size == 1 or size > SMALL else size + 1
+
+
+def _gap(direction) -> float:
+    """Distance between cell centres that leaves room for the widest state label."""
+    chars = max(
+        len(line)
+        for step in direction.steps
+        for line in _state_label(direction, step.states, 0).splitlines()
+    )
+    return BOX_W + 0.5 + CHAR * (chars + 1)
 
 
 def _extent(direction) -> tuple[float, float]:
@@ -187,7 +198,8 @@ def plot(trace, path=None, max_steps: int = 12):
         )
     rows = [(layer, d) for layer in trace.layers for d in layer.directions]
     columns = max(len(shown_steps(len(d.steps), max_steps)) for _, d in rows)
-    left, right = -GAP * 1.05, (columns - 1) * GAP + GAP * 0.95
+    gap = max(GAP, *(_gap(d) for _, d in rows))
+    left, right = -gap * 1.05, (columns - 1) * gap + gap * 0.95
     extents = [_extent(d) for _, d in rows]
     heights = [top - bottom for bottom, top in extents]
     figure = Figure(figsize=((right - left) * INCH, sum(heights) * INCH), dpi=150)
@@ -198,7 +210,7 @@ def plot(trace, path=None, max_steps: int = 12):
         ax.set_xlim(left, right)
         ax.set_ylim(bottom, top)
         ax.set_axis_off()
-        draw_direction(ax, layer, direction, 0.0, max_steps)
+        draw_direction(ax, layer, direction, 0.0, max_steps, gap)
     if path is not None:
         figure.savefig(path, bbox_inches="tight", pad_inches=0.15)
     return figure
