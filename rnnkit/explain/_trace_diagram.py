@@ -47,7 +47,7 @@ def _arrow(ax, start, end, colour):
     )
 
 
-def _cell(ax, cx, cy, step, n: int, kind: str):
+def _cell(ax, cx, cy, step, kind: str):
     from matplotlib.patches import FancyBboxPatch
 
     skipped = step.skipped
@@ -66,9 +66,9 @@ def _cell(ax, cx, cy, step, n: int, kind: str):
     ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=GREY if skipped else INK)
 
 
-def _draw_step(ax, direction, step, n: int, cx: float, cy: float, kind: str):
+def _draw_step(ax, step, n: int, cx: float, cy: float, kind: str):
     colour = GREY if step.skipped else INK
-    _cell(ax, cx, cy, step, n, kind)
+    _cell(ax, cx, cy, step, kind)
     bottom, top = cy - BOX_H / 2 - 0.05, cy + BOX_H / 2 + 0.05
     _arrow(ax, (cx, bottom - 1.0), (cx, bottom), colour)
     ax.text(
@@ -114,52 +114,39 @@ def _kind(direction) -> str:
     return direction.kind or direction.cell
 
 
+def _draw_ellipsis(ax, cx: float, cy: float, hidden: int):
+    ax.text(cx, cy, "…", ha="center", va="center", fontsize=18, color=INK)
+    ax.text(cx, cy - 0.45, f"{hidden} steps\nnot drawn", ha="center", va="top", fontsize=7)
+
+
 def draw_direction(ax, layer, direction, cy: float, max_steps: int, gap: float):
+    """One row: the title, then per shown step the state coming in and the cell."""
     steps = direction.steps
     left = -gap * 0.75
-    ax.text(
-        left - 0.4,
-        ax.get_ylim()[1],
-        _title(layer, direction),
-        fontsize=9,
-        fontweight="bold",
-        va="top",
-    )
-    first = steps[0].states_in
-    previous_x = left
-    for col, position in enumerate(shown_steps(len(steps), max_steps)):
+    title = _title(layer, direction)
+    ax.text(left - 0.4, ax.get_ylim()[1], title, fontsize=9, fontweight="bold", va="top")
+    shown = shown_steps(len(steps), max_steps)
+    x = left  # where the next arrow starts
+    for col, position in enumerate(shown):
         cx = col * gap
         if position is None:
-            hidden = len(steps) - len(shown_steps(len(steps), max_steps)) + 1
-            ax.text(cx, cy, "…", ha="center", va="center", fontsize=18, color=INK)
-            ax.text(
-                cx,
-                cy - 0.45,
-                f"{hidden} steps\nnot drawn",
-                ha="center",
-                va="top",
-                fontsize=7,
-                color=INK,
-            )
-            _arrow(ax, (previous_x, cy), (cx - 0.35, cy), INK)
-            previous_x = cx + 0.35
+            _arrow(ax, (x, cy), (cx - 0.35, cy), INK)
+            _draw_ellipsis(ax, cx, cy, len(steps) - len(shown) + 1)
+            x = cx + 0.35
             continue
         step = steps[position]
-        states_in = first if position == 0 else steps[position - 1].states
         colour = GREY if step.skipped else INK
-        if col == 0 or shown_steps(len(steps), max_steps)[col - 1] is not None:
-            _draw_carry(
-                ax, direction, states_in, position, previous_x, cx - BOX_W / 2 - 0.05, cy, colour
-            )
+        if col > 0 and shown[col - 1] is None:  # after the ellipsis: no numbers on the arrow
+            _arrow(ax, (x, cy), (cx - BOX_W / 2 - 0.05, cy), colour)
         else:
-            _arrow(ax, (previous_x, cy), (cx - BOX_W / 2 - 0.05, cy), colour)
-        _draw_step(ax, direction, step, position + 1, cx, cy, _kind(direction))
-        previous_x = cx + BOX_W / 2 + 0.05
+            _draw_carry(
+                ax, direction, step.states_in, position, x, cx - BOX_W / 2 - 0.05, cy, colour
+            )
+        _draw_step(ax, step, position + 1, cx, cy, _kind(direction))
+        x = cx + BOX_W / 2 + 0.05
     last = steps[-1]
-    end = previous_x + gap - BOX_W
-    _draw_carry(
-        ax, direction, last.states, len(steps), previous_x, end, cy, GREY if last.skipped else INK
-    )
+    colour = GREY if last.skipped else INK
+    _draw_carry(ax, direction, last.states, len(steps), x, x + gap - BOX_W, cy, colour)
 
 
 def _lines(direction, which: str) -> int:
