@@ -3,6 +3,7 @@
 from rnnkit.callbacks._backup import BackupAndRestore
 from rnnkit.callbacks._base import Callback, CallbackList, History
 from rnnkit.callbacks._checkpoint import ModelCheckpoint
+from rnnkit.callbacks._gradient_flow import GradientFlow
 from rnnkit.callbacks._lambda import LambdaCallback
 from rnnkit.callbacks._logging import CSVLogger
 from rnnkit.callbacks._lr import LearningRateScheduler, ReduceLROnPlateau
@@ -16,6 +17,7 @@ __all__ = [
     "CallbackList",
     "EarlyStopping",
     "EpochLogger",
+    "GradientFlow",
     "History",
     "LambdaCallback",
     "LearningRateScheduler",

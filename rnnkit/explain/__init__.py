@@ -1,8 +1,23 @@
 """rnnkit.explain: see what the recurrence does on your own model, one module per view.
 
 `trace` writes out one sequence's steps through each recurrent layer, every number shown.
+`memory` measures how far back the output depends on the input (the memory horizon),
+`gradient_flow` the gradient of the loss at every step, `states` the hidden states over time.
 """
 
+from rnnkit.explain.gradients import Flow, gradient_flow
+from rnnkit.explain.memory import Memory, memory
+from rnnkit.explain.states import LayerStates, States, states
 from rnnkit.explain.trace import Trace, trace
 
-__all__ = ["Trace", "trace"]
+__all__ = [
+    "Flow",
+    "LayerStates",
+    "Memory",
+    "States",
+    "Trace",
+    "gradient_flow",
+    "memory",
+    "states",
+    "trace",
+]
