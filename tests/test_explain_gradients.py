@@ -138,6 +138,12 @@ def test_errors_say_what_came_and_the_fix():
         gradient_flow(Sequential([Input((STEPS, FEATURES)), Dense(1)]), x, y, loss="mse")
     with pytest.raises(ValueError, match=r"\(batch, timesteps, features\); got shape \(4, 6\)"):
         gradient_flow(model, x[..., 0], y, loss="mse")
+    with pytest.raises(
+        ValueError, match=r"y_true and y_pred must have the same shape"
+    ):  # the loss's own message
+        gradient_flow(model, x, np.zeros((4, 3)), loss="mse")
+    rnn = model.layers[0]
+    assert "use_fused" not in vars(rnn) and "call" not in vars(rnn.cell)  # restored anyway
 
 
 # --------------------------------------------------------------------------- the callback

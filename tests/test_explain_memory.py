@@ -15,6 +15,7 @@ from rnnkit.layers import (
     GRU,
     LSTM,
     Dense,
+    Dropout,
     Embedding,
     Masking,
     SimpleRNN,
@@ -155,6 +156,18 @@ def test_leaves_the_model_as_it_was():
     assert all(torch.equal(w, v) and w.grad is None for w, v in zip(model.weights, weights))
     assert [m.training for m in model.modules()] == flags
     assert "use_fused" not in vars(gru) and "call" not in vars(gru.cell)
+
+
+def test_no_dropout_noise():
+    """Dropout is off, as in predict: the result is that of the model without it."""
+    torch.manual_seed(5)
+    noisy = Sequential(
+        [Input((8, 2)), Dropout(0.5), GRU(4, dropout=0.5, recurrent_dropout=0.5), Dense(1)]
+    )
+    plain = Sequential([Input((8, 2)), GRU(4), Dense(1)])
+    plain.set_weights(noisy.get_weights())
+    x = np.random.default_rng(5).normal(size=(4, 8, 2)).astype("float32")
+    np.testing.assert_allclose(memory(noisy, x).raw, memory(plain, x).raw, rtol=1e-5)
 
 
 def test_views_of_the_result(tmp_path):

@@ -118,7 +118,8 @@ class Flow:
         """`‖∂L/∂h_t‖` against the step, one curve per layer, on a log axis; returns the
         matplotlib Figure, and writes it to `path` (PNG or SVG, by the suffix)."""
         _figure.check_path(path, "gradient_flow")
-        figure = _figure.new_figure(6.4, 3.9)
+        rows = (len(self.norms) + 1) // 2  # of the legend, two layers a row, under the plot
+        figure = _figure.new_figure(7.2, 3.9 + 0.22 * rows)
         ax = figure.add_subplot()
         for name, norms in self.norms.items():
             steps = np.arange(1, len(norms) + 1)
@@ -135,7 +136,7 @@ class Flow:
         )
         ax.grid(alpha=0.3, which="both")
         _figure.integer_ticks(ax.xaxis)
-        ax.legend(fontsize=8)
+        figure.legend(loc="outside lower center", ncols=min(2, len(self.norms)), fontsize=8)
         if path is not None:
             _figure.save(figure, path)
         return figure

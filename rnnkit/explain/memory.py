@@ -98,7 +98,8 @@ class Memory:
         ax = figure.add_subplot()
         shown = self.influence > 0  # a log axis cannot show zero influence
         ax.semilogy(self.lags[shown], self.influence[shown], marker="o", markersize=3.5)
-        ax.axhline(self.threshold, color="grey", linestyle=":", label="threshold")
+        label = f"threshold: {self.threshold * 100:g}% of the peak"
+        ax.axhline(self.threshold, color="grey", linestyle=":", label=label)
         if self.horizon >= 0:
             ax.axvline(
                 self.horizon, color="C3", linestyle="--", label=f"horizon: lag {self.horizon}"
