@@ -11,12 +11,14 @@ same size on one task whose answer lies `k` steps back, for growing `k`:
 
 and reports, for each cell and `k`, the error left after training (the validation MSE as a
 share of the target's variance, 1/3: 0 is perfect recall, 1 is no better than always
-answering 0) and the trained model's measured memory horizon (`rnnkit.explain.memory`).
-A cell has learned a `k` when its error is at most 10%.
+answering 0), the trained model's measured memory horizon (`rnnkit.explain.memory`), and
+the notes' quantity itself before training: how much of the loss's gradient at the last step
+is left at the first, `‖∂L/∂h_1‖ / ‖∂L/∂h_T‖` (`rnnkit.explain.gradient_flow`). A cell has
+learned a `k` when its error is at most 10%.
 
     >>> result = vanishing(ks=(2, 4), cells=("SimpleRNN",), epochs=3, samples=128)
     >>> sorted(result.to_dict())
-    ['cells', 'errors', 'horizons', 'ks', 'learned_up_to', 'notes', 'settings']
+    ['cells', 'decays', 'errors', 'horizons', 'ks', 'learned_up_to', 'notes', 'settings']
 """
 
 from __future__ import annotations
@@ -48,13 +50,15 @@ class Settings:
 
 @dataclass
 class Vanishing:
-    """What `vanishing` measured. `errors[cell][i]` and `horizons[cell][i]` are for `ks[i]`.
+    """What `vanishing` measured. `errors[cell][i]` and the others are for `ks[i]`.
 
     Attributes:
         ks: the lags tried.
         cells: the cells compared.
         errors: the validation error left after training, as a share of the variance.
         horizons: each trained model's memory horizon in steps (`Memory.steps`).
+        decays: before training, the gradient left at the first step as a share of the
+            last's, `‖∂L/∂h_1‖ / ‖∂L/∂h_T‖` (the notes' 0.5^50, measured).
         settings: how they were trained.
     """
 
@@ -62,6 +66,7 @@ class Vanishing:
     cells: list
     errors: dict
     horizons: dict
+    decays: dict
     settings: Settings = field(default_factory=Settings)
 
     def learned_up_to(self, cell: str) -> int:
@@ -83,8 +88,18 @@ class Vanishing:
             )
             learned = self.learned_up_to(cell)
             lines.append(f"{cell:{width}}{row}   {f'k={learned}' if learned else 'none'}")
-        lines += ["", *notes_arithmetic()]
+        lines += ["", *notes_arithmetic(), "", *self._decay_lines()]
         return "\n".join(lines)
+
+    def _decay_lines(self) -> list[str]:
+        k = self.ks[-1]
+        lines = [
+            f"Measured before training, over the {k + 1} steps of k={k}: the gradient left "
+            "at the first step, as a share of the last's"
+        ]
+        for cell in self.cells:
+            lines.append(f"  {cell}: {self.decays[cell][-1]:.3g}")
+        return lines
 
     def __repr__(self) -> str:
         learned = ", ".join(f"{c}: k={self.learned_up_to(c)}" for c in self.cells)
@@ -96,6 +111,7 @@ class Vanishing:
             "cells": list(self.cells),
             "errors": {c: [_figure.json_float(e) for e in self.errors[c]] for c in self.cells},
             "horizons": {c: list(self.horizons[c]) for c in self.cells},
+            "decays": {c: [_figure.json_float(d) for d in self.decays[c]] for c in self.cells},
             "learned_up_to": {c: self.learned_up_to(c) for c in self.cells},
             "settings": dataclasses.asdict(self.settings),
             "notes": {"2^50": 2.0**50, "0.5^50": 0.5**50},
@@ -171,16 +187,19 @@ def vanishing(progress=None, **settings) -> Vanishing:
     config = Settings(**settings)
     config.ks, config.cells = tuple(config.ks), tuple(config.cells)
     _check(config)
-    errors = {cell: [] for cell in config.cells}
-    horizons = {cell: [] for cell in config.cells}
+    errors, horizons, decays = ({cell: [] for cell in config.cells} for _ in range(3))
     for cell in config.cells:
         for k in config.ks:
-            error, steps = _train_and_measure(cell, k, config)
+            error, steps, decay = _train_and_measure(cell, k, config)
             errors[cell].append(error)
             horizons[cell].append(steps)
+            decays[cell].append(decay)
             if progress is not None:
-                progress(f"{cell} k={k}: error {error:.0%}, memory horizon {steps} steps")
-    return Vanishing(list(config.ks), list(config.cells), errors, horizons, config)
+                progress(
+                    f"{cell} k={k}: error {error:.0%}, memory horizon {steps} steps, "
+                    f"gradient left at the first step before training {decay:.3g}"
+                )
+    return Vanishing(list(config.ks), list(config.cells), errors, horizons, decays, config)
 
 
 def _check(config: Settings) -> None:
@@ -204,9 +223,11 @@ def task(k: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return x, x[:, 0, :].copy()
 
 
-def _train_and_measure(cell: str, k: int, config: Settings) -> tuple[float, int]:
-    """Train one cell on lag `k`: `(validation error as a share of the variance, horizon)`."""
+def _train_and_measure(cell: str, k: int, config: Settings) -> tuple[float, int, float]:
+    """Train one cell on lag `k`: `(validation error as a share of the variance, horizon,
+    the gradient decay before training)`."""
     from rnnkit import Input, Sequential, layers, optimizers
+    from rnnkit.explain.gradients import gradient_flow
     from rnnkit.explain.memory import memory
     from rnnkit.utils import set_random_seed
 
@@ -216,8 +237,9 @@ def _train_and_measure(cell: str, k: int, config: Settings) -> tuple[float, int]
     x_val, y_val = task(k, 256, rng)
     model = Sequential([Input((k + 1, 1)), getattr(layers, cell)(config.units), layers.Dense(1)])
     model.compile(optimizer=optimizers.Adam(learning_rate=config.learning_rate), loss="mse")
+    (decay,) = gradient_flow(model, x_val, y_val).decay.values()
     history = model.fit(
         x, y, epochs=config.epochs, batch_size=64, validation_data=(x_val, y_val), verbose=0
     )
     error = min(history.history["val_loss"]) / TARGET_VARIANCE
-    return error, memory(model, x_val).steps
+    return error, memory(model, x_val).steps, decay
