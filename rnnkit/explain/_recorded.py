@@ -89,14 +89,19 @@ def find_recurrences(model, where: str) -> list[Recurrence]:
             else:
                 found.append(Recurrence(rnn.name, rnn, rnn.cell))
     if not found:
-        layers = getattr(model, "layers", [])
-        have = ", ".join(f"{x.name} ({type(x).__name__})" for x in layers) or "none"
-        raise ValueError(
-            f"{where}: '{getattr(model, 'name', type(model).__name__)}' has no recurrent layer "
-            f"(SimpleRNN, LSTM, GRU, RNN or Bidirectional) to explain; its layers: {have}. "
-            "Pass a model built with one, e.g. Sequential([Input((T, D)), LSTM(16), Dense(1)])."
-        )
+        raise no_recurrent_layer(model, where)
     return found
+
+
+def no_recurrent_layer(model, where: str) -> ValueError:
+    """The error for a model with nothing to explain, naming the layers it has."""
+    layers = getattr(model, "layers", [])
+    have = ", ".join(f"{x.name} ({type(x).__name__})" for x in layers) or "none"
+    return ValueError(
+        f"{where}: '{getattr(model, 'name', type(model).__name__)}' has no recurrent layer "
+        f"(SimpleRNN, LSTM, GRU, RNN or Bidirectional) to explain; its layers: {have}. "
+        "Pass a model built with one, e.g. Sequential([Input((T, D)), LSTM(16), Dense(1)])."
+    )
 
 
 def embeds(model) -> bool:

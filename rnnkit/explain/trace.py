@@ -319,15 +319,12 @@ def recurrent_layers(model_or_layer) -> list:
 
 
 def _choose(model_or_layer, layer) -> list:
+    from rnnkit.explain._recorded import no_recurrent_layer  # here: it imports this module
+
     found = recurrent_layers(model_or_layer)
     name = getattr(model_or_layer, "name", type(model_or_layer).__name__)
     if not found:
-        layers = getattr(model_or_layer, "layers", [])
-        have = ", ".join(f"{l.name} ({type(l).__name__})" for l in layers) or "none"
-        raise ValueError(
-            f"trace: '{name}' has no recurrent layer (SimpleRNN, LSTM, GRU, RNN, "
-            f"Bidirectional) to trace; its layers: {have}."
-        )
+        raise no_recurrent_layer(model_or_layer, "trace")
     if layer is None:
         return found
     for i, candidate in enumerate(found):
