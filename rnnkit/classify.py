@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rnnkit._task import task_metadata
+from rnnkit._task import memory_horizon, task_metadata
 from rnnkit.data import Tokenizer, pad_sequences, tokenizer_from_json
 
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -144,7 +144,10 @@ def train_classifier(texts, labels, settings: ClassifySettings, callbacks=(), su
         summary: called with the built model before training (to print its summary).
 
     Returns:
-        A `ClassifyResult`.
+        A `ClassifyResult`. Its `metrics` hold the test scores beside the majority class's,
+        and `"memory_horizon"`: how many of a text's last words the label depends on,
+        measured on the test texts (`rnnkit._task.memory_horizon`: `{"steps", "threshold",
+        "timesteps", "sequences"}`; padding has no influence).
     """
     from rnnkit.callbacks import EarlyStopping
     from rnnkit.utils import set_random_seed
@@ -198,6 +201,7 @@ def train_classifier(texts, labels, settings: ClassifySettings, callbacks=(), su
         "maxlen": maxlen,
         "vocabulary": vocabulary,
         "epochs_trained": len(history.history["loss"]),
+        "memory_horizon": memory_horizon(model, x_test),
         "settings": dataclasses.asdict(settings),
     }
     model.metadata = {

@@ -54,14 +54,64 @@ def seed_models() -> None:
     )
 
 
-def unrolled_example() -> None:
-    """The worked example from the notes: yesterday and today's value predict tomorrow."""
-    _title("Unrolling by hand: ReLU RNN with w1=1.8, w2=-0.5, w3=1.1, biases 0")
+def yesterday_today_model():
+    """The notes' worked example (seed 003): yesterday's and today's value in, tomorrow's out.
+
+    One ReLU unit, w1 = 1.8 on the input, w2 = -0.5 on the state carried from yesterday,
+    bias 0, `return_sequences=True`, then the output unit w3 = 1.1, bias 0.
+
+    Example:
+        >>> model = yesterday_today_model()
+        >>> round(float(model.predict(np.array([[[0.5], [1.0]]]))[0, 1, 0]), 4)
+        1.485
+    """
     model = Sequential(
         [SimpleRNN(1, activation="relu", input_shape=(2, 1), return_sequences=True), Dense(1)]
     )
     model.layers[0].set_weights([np.array([[1.8]]), np.array([[-0.5]]), np.zeros(1)])
     model.layers[1].set_weights([np.array([[1.1]]), np.zeros(1)])
+    return model
+
+
+def tanh_step():
+    """The notes' one step of a 4-unit tanh RNN (seed 004), `h_t = tanh(W_x x_t + W_h h_{t-1}
+    + b)`, with weights of one decimal so each sum can be checked by hand.
+
+    Returns `(layer, x, h_prev)`: a built SimpleRNN(4), the word vector `x_t` as a batch of
+    one sequence of one step `(1, 1, 4)`, and the previous hidden state `(1, 4)`. rnnkit,
+    like Keras, writes the products `x_t W` and `h_{t-1} U`: the notes' `W_x x_t` and
+    `W_h h_{t-1}` with the matrices transposed.
+
+    Example:
+        >>> layer, x, h_prev = tanh_step()
+        >>> layer(x, initial_state=[h_prev]).shape
+        torch.Size([1, 4])
+    """
+    layer = SimpleRNN(4)
+    layer.build((None, 1, 4))
+    kernel = [
+        [0.5, -0.3, 0.8, 0.1],
+        [0.2, 0.7, -0.4, 0.6],
+        [-0.6, 0.1, 0.3, -0.2],
+        [0.4, -0.5, 0.2, 0.9],
+    ]
+    recurrent = [
+        [0.3, 0.2, -0.1, 0.4],
+        [-0.2, 0.6, 0.1, 0.3],
+        [0.5, -0.4, 0.7, -0.1],
+        [0.1, 0.3, -0.3, 0.2],
+    ]
+    bias = [0.1, -0.2, 0.0, 0.3]
+    layer.set_weights([np.array(kernel), np.array(recurrent), np.array(bias)])
+    x = np.array([[[1.0, 0.5, -1.0, 0.2]]], dtype=np.float32)
+    h_prev = np.array([[0.4, -0.3, 0.9, 0.5]], dtype=np.float32)
+    return layer, x, h_prev
+
+
+def unrolled_example() -> None:
+    """The worked example from the notes: yesterday and today's value predict tomorrow."""
+    _title("Unrolling by hand: ReLU RNN with w1=1.8, w2=-0.5, w3=1.1, biases 0")
+    model = yesterday_today_model()
     yesterday, today = 0.5, 1.0
     outputs = model.predict(np.array([[[yesterday], [today]]]))[0, :, 0]
     h1 = max(0.0, yesterday * 1.8)

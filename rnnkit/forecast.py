@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rnnkit._task import task_metadata
+from rnnkit._task import memory_horizon, task_metadata
 from rnnkit.data import (
     StandardScaler,
     chronological_split,
@@ -276,7 +276,10 @@ def train_forecast(
         on_member: called with (index, count, seed) before each model of the ensemble trains.
 
     Returns:
-        A `ForecastResult`.
+        A `ForecastResult`. Its `metrics` hold the test scores beside persistence's and
+        seasonal naive's, and `"memory_horizon"`: how many of a window's last rows the
+        forecast depends on, measured on the test windows (`rnnkit._task.memory_horizon`:
+        `{"steps", "threshold", "timesteps", "sequences"}`).
     """
     from rnnkit.callbacks import EarlyStopping, ReduceLROnPlateau
     from rnnkit.utils import set_random_seed
@@ -354,6 +357,7 @@ def train_forecast(
         metrics["model_by_step"] = [
             _errors(forecast[:, k], truth[:, k]) for k in range(settings.horizon)
         ]
+    metrics["memory_horizon"] = memory_horizon(model, x_test)
     metrics["epochs_trained"] = [len(h["loss"]) for h in history]
     metrics["settings"] = dataclasses.asdict(settings)
 
@@ -506,17 +510,10 @@ def _in_date_order(frame: pd.DataFrame, date_col: str, source: str) -> pd.DataFr
     return frame.sort_values(date_col, kind="stable").reset_index(drop=True)
 
 
-def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
-    """The next `horizon` values of the saved model's target after the last row of `frame`.
-
-    Args:
-        model: a model saved by `rnnkit forecast` (its `metadata` says what it reads).
-        frame: a table with the columns it was trained on, rows in time order.
-
-    Returns:
-        A DataFrame with `step` (1..horizon), the date when the table has dates, and the
-        forecast, named after the target.
-    """
+def _read_rows(model, frame: pd.DataFrame, source: str):
+    """What the saved model reads from `frame`: `(meta, series, inputs, center, spread)`, with
+    `inputs` `(rows, features)` scaled as in training and the target's scale (center, spread);
+    a ValueError when a column is missing or there are fewer rows than a window."""
     meta = check_forecast_model(model)
     date_col = meta["date_col"]
     if date_col is not None and date_col in frame.columns:
@@ -538,9 +535,25 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
             f"Give at least {window} rows."
         )
     scaler = scaler_from_config(meta["scaler"])
-    inputs = _inputs(series, scaler, meta["calendar"])[-window:]  # (window, features)
+    inputs = _inputs(series, scaler, meta["calendar"])  # (rows, features)
     center, spread = _target_scale(series, scaler)
-    output = model.predict(inputs[None], batch_size=1)[0]  # (horizon,)
+    return meta, series, inputs, center, spread
+
+
+def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
+    """The next `horizon` values of the saved model's target after the last row of `frame`.
+
+    Args:
+        model: a model saved by `rnnkit forecast` (its `metadata` says what it reads).
+        frame: a table with the columns it was trained on, rows in time order.
+
+    Returns:
+        A DataFrame with `step` (1..horizon), the date when the table has dates, and the
+        forecast, named after the target.
+    """
+    meta, series, inputs, center, spread = _read_rows(model, frame, source)
+    last = inputs[-meta["window"] :]  # (window, features)
+    output = model.predict(last[None], batch_size=1)[0]  # (horizon,)
     if meta["predict_change"]:
         output = output + (series.target[-1] - center) / spread
     values = output * spread + center
@@ -554,6 +567,43 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
             table["date"] = [last + k * pd.Timedelta(meta["step"]) for k in table["step"]]
     table[meta["target"]] = values
     return table
+
+
+def table_windows(model, frame: pd.DataFrame, source: str = "the table"):
+    """Every window of `frame` the saved model reads, as it reads them, and the target the
+    model learned for each window that has `horizon` rows after it: what `rnnkit explain`
+    explains a forecast model on.
+
+    Args:
+        model: a model saved by `rnnkit forecast`.
+        frame: a table with the columns it was trained on, rows in time order.
+
+    Returns:
+        `(x, y)`: `x` `(rows - window + 1, window, features)` float32, the windows in time
+        order (the last one is what `forecast_next` forecasts from), and `y` `(m, horizon)`
+        float32, the scaled targets (the change since the window's last row, with
+        `predict_change`) of the first `m = rows - window - horizon + 1` windows (m may be 0).
+
+    Example:
+        >>> from rnnkit.datasets import seattle_weather
+        >>> frame = seattle_weather().iloc[:200]
+        >>> settings = ForecastSettings(epochs=1, ensemble=1, units=4)
+        >>> model = train_forecast(load_series(frame, "temp_max", None, "date"), settings).model
+        >>> x, y = table_windows(model, frame.iloc[-20:])
+        >>> x.shape, y.shape
+        ((7, 14, 6), (6, 1))
+    """
+    meta, series, inputs, center, spread = _read_rows(model, frame, source)
+    window, horizon = meta["window"], meta["horizon"]
+    x = np.lib.stride_tricks.sliding_window_view(inputs, window, axis=0)  # (n, features, window)
+    x = x.transpose(0, 2, 1).astype(np.float32)  # (n, window, features)
+    y = np.zeros((0, horizon), dtype=np.float32)
+    if len(inputs) >= window + horizon:
+        scaled = (series.target - center) / spread
+        _, y, first = make_windows(inputs, window, horizon, scaled)
+        if meta["predict_change"]:
+            y = y - scaled[first - 1][:, None]
+    return x, y.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------- outputs

@@ -807,7 +807,18 @@ def atomic_write(filepath, data: bytes) -> None:
 
 def write_outputs(directory, model, scores: dict, files: dict | None = None) -> dict[str, str]:
     """What a training command leaves behind: `model.rnnkit`, `metrics.json` (`scores`), and
-    any other `files` (`{"plot": ("forecast.png", png)}`) in `directory`: all of them or none.
+    any other `files` (`{"plot": ("forecast.png", png)}`) in `directory`: all of them or none,
+    as `write_folder` writes them.
+
+    Returns `{"model": path, "metrics": path, **{key: path}}`.
+    """
+    encoded = json.dumps(scores, indent=2, default=str).encode()  # fails before any write
+    return write_folder(directory, {"metrics": ("metrics.json", encoded), **(files or {})}, model)
+
+
+def write_folder(directory, files: dict, model=None) -> dict[str, str]:
+    """`files` (`{key: (name, bytes)}`) and, unless `model` is None, `model.rnnkit` into
+    `directory`: all of them or none.
 
     Everything is written into a hidden folder first and moved into place only once complete,
     so a full disk or an error partway leaves `directory` as it was. A new `directory` appears
@@ -815,11 +826,17 @@ def write_outputs(directory, model, scores: dict, files: dict | None = None) -> 
     a mount point, or hold files of yours): each new file replaces its namesake by one atomic
     rename, and everything else in the folder stays as it was.
 
-    Returns `{"model": path, "metrics": path, **{key: path}}`.
+    Returns `{"model": path, **{key: path}}` (no "model" when `model` is None).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> paths = write_folder(folder + "/report", {"notes": ("notes.txt", b"h_t")})
+        >>> open(paths["notes"]).read()
+        'h_t'
     """
-    encoded = json.dumps(scores, indent=2, default=str).encode()  # fails before any write
-    contents = {"metrics": ("metrics.json", encoded), **(files or {})}
-    names = {"model": "model.rnnkit"} | {key: name for key, (name, _) in contents.items()}
+    names = {"model": "model.rnnkit"} if model is not None else {}
+    names |= {key: name for key, (name, _) in files.items()}
     target = os.fspath(directory)
     if os.path.exists(target) and not os.path.isdir(target):
         raise ValueError(f"Cannot write the outputs to '{target}': it is a file. Give a folder.")
@@ -828,7 +845,7 @@ def write_outputs(directory, model, scores: dict, files: dict | None = None) -> 
     home = target if exists else os.path.dirname(os.path.abspath(target))
     staging = os.path.join(home, f".rnnkit-outputs.{secrets.token_hex(4)}.tmp")
     try:
-        _write_staged(staging, model, contents, target)
+        _write_staged(staging, model, files, target)
         if exists:
             for name in names.values():
                 os.replace(os.path.join(staging, name), os.path.join(target, name))
@@ -844,7 +861,8 @@ def _write_staged(staging: str, model, contents: dict, target: str) -> None:
     try:
         os.makedirs(os.path.dirname(staging), exist_ok=True)
         os.mkdir(staging)
-        model.save(os.path.join(staging, "model.rnnkit"))
+        if model is not None:
+            model.save(os.path.join(staging, "model.rnnkit"))
         for name, data in contents.values():
             atomic_write(os.path.join(staging, name), data)
     except OSError as err:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit._task import task_metadata
+from rnnkit._task import memory_horizon, task_metadata
 from rnnkit.data import pad_sequences
 
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -283,6 +283,10 @@ def train_tagger(sentences, settings: TagSettings, callbacks=(), summary=None) -
 
     Returns:
         A `TagResult`; `result.model.metadata` holds the vocabularies `tag_texts` needs.
+        Its `metrics` hold the test scores beside the most-frequent-tag baseline's, and
+        `"memory_horizon"`: how many of a sentence's last tokens its last token's tag
+        depends on, measured on the test sentences (`rnnkit._task.memory_horizon`:
+        `{"steps", "threshold", "timesteps", "sequences"}`; padding has no influence).
 
     Example:
         >>> from rnnkit.datasets import tagging_sentences
@@ -343,6 +347,7 @@ def train_tagger(sentences, settings: TagSettings, callbacks=(), summary=None) -
         "bidirectional": settings.bidirectional,
     }
     metrics = evaluate_tagger(model, test, train)
+    metrics["memory_horizon"] = memory_horizon(model, arrays(test)[0])
     metrics["sentences"] = {"train": len(train), "validation": len(validation), "test": len(test)}
     metrics["vocabulary"] = len(words) - 2
     metrics["epochs_trained"] = len(fitted.history["loss"])

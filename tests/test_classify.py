@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from rnnkit.classify import ClassifySettings, classify_texts, stratified_split, train_classifier
 from rnnkit.cli import main
+from rnnkit.data import pad_sequences, tokenizer_from_json
+from rnnkit.explain import memory
 from rnnkit.saving import load_model
 
 GOOD = ["great", "amazing", "lovely", "excellent", "wonderful", "superb"]
@@ -90,6 +92,28 @@ def test_reported_scores_match_the_saved_models_predictions(trained):
         hits / np.sum(predicted == "pos")
     )
     assert metrics["per_label"]["pos"]["recall"] == pytest.approx(hits / np.sum(truth == "pos"))
+
+
+def test_memory_horizon_is_measured_on_the_test_texts(trained):
+    """metrics.json's memory horizon is `rnnkit.explain.memory` of the saved model on the
+    test texts, padded as the model reads them (padding has no influence)."""
+    folder, output = trained
+    record = json.loads((folder / "out" / "metrics.json").read_text())["memory_horizon"]
+    texts, labels = _reviews()
+    ids = np.array([["neg", "pos"].index(label) for label in labels])
+    _, _, test = stratified_split(ids, 0.1, 0.2, seed=0)
+    model = load_model(folder / "out" / "model.rnnkit", compile=False)
+    tokenizer = tokenizer_from_json(json.dumps(model.metadata["tokenizer"]))
+    sequences = tokenizer.texts_to_sequences([texts[i] for i in test])
+    x = pad_sequences(sequences, maxlen=model.metadata["maxlen"], padding="post")
+    steps = memory(model, x).steps
+    assert record == {
+        "steps": steps,
+        "threshold": 0.01,
+        "timesteps": model.metadata["maxlen"],
+        "sequences": len(test),
+    }
+    assert f"The model's label depends on the last {steps} word" in output
 
 
 def test_predict_prints_label_and_probability(trained):

@@ -11,12 +11,14 @@ from click.testing import CliRunner
 
 from rnnkit.cli import main
 from rnnkit.datasets import seattle_weather, stocks
+from rnnkit.explain import memory
 from rnnkit.forecast import (
     ForecastSettings,
     _naive_forecasts,
     forecast_next,
     infer_season,
     load_series,
+    table_windows,
     train_forecast,
 )
 from rnnkit.saving import load_model
@@ -140,6 +142,20 @@ def test_reported_rmse_is_the_saved_models_error_on_windows_built_by_hand(defaul
     forecast = values[targets - 1, 1] + change
     rmse = np.sqrt(np.mean((forecast - values[targets, 1]) ** 2))
     assert metrics["model"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+
+
+def test_default_run_records_and_prints_the_memory_horizon(default_run):
+    """metrics.json's memory horizon is `rnnkit.explain.memory` of the saved model on the
+    219 test windows: those before each of the table's last 219 rows."""
+    out, output = default_run
+    record = json.loads((out / "metrics.json").read_text())["memory_horizon"]
+    model = load_model(out / "model.rnnkit", compile=False)
+    windows, _ = table_windows(model, seattle_weather())  # the last has no row after it
+    test = windows[-220:-1]  # (219, 14, 6)
+    steps = memory(model, test).steps
+    assert record == {"steps": steps, "threshold": 0.01, "timesteps": 14, "sequences": 219}
+    assert 1 <= steps <= 14
+    assert f"The model's forecast depends on the last {steps} rows (of 14;" in output
 
 
 def test_forecast_next_reproduces_the_test_forecasts(tmp_path):

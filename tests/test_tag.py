@@ -11,10 +11,12 @@ from click.testing import CliRunner
 
 from rnnkit.cli import main
 from rnnkit.datasets import tagging_sentences
+from rnnkit.explain import memory
 from rnnkit.saving import load_model
 from rnnkit.tag import (
     TagSettings,
     build_model,
+    encode,
     evaluate_tagger,
     split_sentences,
     tag_scores,
@@ -64,6 +66,8 @@ def test_default_run_learns_the_synthetic_tags_and_the_words_that_need_context(d
     for heading in ("precision", "recall", "F1", "macro average", "micro average", "VERB"):
         assert heading in output
     assert f"Token accuracy: {metrics['accuracy']:.4f}" in output
+    steps = metrics["memory_horizon"]["steps"]
+    assert f"The last token's tag depends on the last {steps} token" in output
 
 
 def test_default_model_is_saved_with_its_vocabularies(default_run):
@@ -195,6 +199,22 @@ def test_per_tag_scores_match_a_confusion_count_from_predict(small_run):
     assert metrics["accuracy"] == pytest.approx(correct / sum(pairs.values()))
     assert metrics["micro_f1"] == pytest.approx(metrics["accuracy"])
     assert metrics["macro_f1"] == pytest.approx(np.mean(f1s))
+
+
+def test_memory_horizon_is_measured_on_the_test_sentences(small_run):
+    """The memory horizon in the metrics is `rnnkit.explain.memory` of the tagger on the test
+    sentences, at each one's last token (padding has no influence)."""
+    sentences = tagging_sentences(300, seed=1)
+    _, _, test = split_sentences(len(sentences), 0.1, 0.1, SMALL.seed)
+    meta = small_run.model.metadata
+    x, _ = encode([sentences[i] for i in test], meta["words"], meta["tags"], True, 100)
+    steps = memory(small_run.model, x).steps
+    assert small_run.metrics["memory_horizon"] == {
+        "steps": steps,
+        "threshold": 0.01,
+        "timesteps": x.shape[1],
+        "sequences": 30,
+    }
 
 
 def test_vocabulary_comes_from_the_training_sentences_only(small_run):

@@ -6,6 +6,7 @@ import click
 
 from rnnkit.cli.classify import classify
 from rnnkit.cli.demo import demo
+from rnnkit.cli.explain import explain
 from rnnkit.cli.forecast import forecast
 from rnnkit.cli.generate import generate
 from rnnkit.cli.predict import predict
@@ -18,7 +19,7 @@ def main() -> None:
     """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
 
 
-for command in (forecast, classify, generate, tag, predict, demo):
+for command in (forecast, classify, generate, tag, predict, explain, demo):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rnnkit._task import memory_sentence
 from rnnkit.classify import CELLS, ClassifySettings
 from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 
@@ -99,6 +100,8 @@ def _report(console, result) -> None:
         f"guessing the most common label ({metrics['majority_class']!r}): "
         f"{metrics['majority_accuracy']:.1%}."
     )
+    horizon = memory_sentence(metrics["memory_horizon"], "The model's label", "word")
+    console.print(horizon, soft_wrap=True)
     matrix = Table(title="Confusion matrix (rows: true label, columns: predicted)")
     matrix.add_column("")
     for name in names:

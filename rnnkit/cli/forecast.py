@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rnnkit._task import memory_sentence
 from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 from rnnkit.forecast import CELLS, ForecastSettings
 
@@ -194,6 +195,8 @@ def _report(console, result) -> None:
         change = f"{scores['rmse'] / base - 1:+.1%}" if base else "n/a"
         table.add_row(name, f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}", change)
     console.print(table)
+    horizon = memory_sentence(metrics["memory_horizon"], "The model's forecast", "row")
+    console.print(horizon, soft_wrap=True)
     skill = metrics["skill_vs_persistence"]
     if skill is None:
         console.print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rnnkit._task import memory_sentence
 from rnnkit.cli._common import progress, set_threads, training_options, user_errors
 from rnnkit.datasets._tagging import CONLLU_COLUMNS
 from rnnkit.tag import CELLS, TagSettings
@@ -90,6 +91,8 @@ def _report(console, result) -> None:
     table.add_row("macro average", "", "", f"{metrics['macro_f1']:.3f}", "")
     table.add_row("micro average", "", "", f"{metrics['micro_f1']:.3f}", "")
     console.print(table)
+    horizon = memory_sentence(metrics["memory_horizon"], "The last token's tag", "token")
+    console.print(horizon, soft_wrap=True)
     baseline = metrics["baseline"]
     console.print(
         f"Token accuracy: {metrics['accuracy']:.4f} (each word's most frequent training tag: "
