@@ -36,13 +36,14 @@ def check_path(path, where: str) -> None:
 
 def save(figure, path) -> None:
     """Write `figure` to `path` (PNG or SVG, by its suffix, checked by `check_path`)."""
-    figure.savefig(path, format=Path(path).suffix.lower()[1:])
+    # A tight box: a legend or long title placed outside the axes is kept, not clipped.
+    figure.savefig(path, format=Path(path).suffix.lower()[1:], bbox_inches="tight", pad_inches=0.1)
 
 
 def html(summary: str, figure) -> str:
     """A self-contained HTML fragment: `summary` as a paragraph, then the figure inline."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     text = "<br>".join(escape(line) for line in summary.splitlines())
     return (
