@@ -119,6 +119,16 @@ def test_forecast_model_prints_the_horizon_and_a_trace_and_writes_the_report(for
     assert [layer["name"] for layer in numbers["gradient_flow"]["layers"]] == [first, second]
 
 
+def test_a_model_of_the_default_forecast_reads_its_own_data_without_csv(tmp_path):
+    """`rnnkit forecast` trains on Seattle's weather by default; explain reads it the same way."""
+    args = ["--epochs", 1, "--units", 4, "--ensemble", 1, "--out", tmp_path / "weather"]
+    _run("forecast", *args)
+    result = _run("explain", tmp_path / "weather" / "model.rnnkit", "--out", tmp_path / "o")
+    assert "Seattle weather" in result.output
+    assert "depends on the last" in result.output
+    assert (tmp_path / "o" / "report.html").exists()
+
+
 def test_forecast_rows_of_one_window_have_no_targets(forecaster, tmp_path):
     model_path, csv = forecaster
     pd.read_csv(csv).iloc[-5:].to_csv(tmp_path / "recent.csv", index=False)

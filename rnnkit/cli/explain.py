@@ -41,7 +41,8 @@ class Inputs:
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False),
-    help="Rows of the table a forecast model reads (the columns it was trained on).",
+    help="Rows of the table a forecast model reads (the columns it was trained on); "
+    "default: Seattle's weather, what rnnkit forecast trains on without --csv.",
 )
 @click.option(
     "--text", "texts", multiple=True, help="A text for a classify, tag or generate model (repeat)."
@@ -71,7 +72,8 @@ def explain(model_path, csv_path, texts, vanishing, steps, threads, out_dir) -> 
     """See what the recurrence does: memory horizon, unrolled trace, states, gradient flow.
 
     \b
-    rnnkit explain rnnkit-forecast/model.rnnkit --csv weather.csv
+    rnnkit explain rnnkit-forecast/model.rnnkit   # the default model, on its own data
+    rnnkit explain sales-model/model.rnnkit --csv sales.csv
     rnnkit explain rnnkit-classify/model.rnnkit --text "Call me Ishmael."
     rnnkit explain               # the notes' worked examples, then the vanishing experiment
     rnnkit explain --vanishing   # only the experiment
@@ -174,13 +176,17 @@ def _inputs(model, model_path, csv_path, texts) -> Inputs:
 def _forecast_inputs(model, model_path, csv_path) -> Inputs:
     from rnnkit.forecast import check_forecast_model, read_table, table_windows
 
-    if csv_path is None:
-        raise ValueError(
-            f"'{model_path}' forecasts a series: give rows of its table with --csv FILE."
-        )
     meta = check_forecast_model(model, f"'{model_path}'")
-    frame, source = read_table(csv_path, None)
-    x, y = table_windows(model, frame, source)
+    frame, source = read_table(csv_path, None)  # no --csv: the table `rnnkit forecast` reads
+    try:
+        x, y = table_windows(model, frame, source)
+    except ValueError as err:
+        if csv_path is not None:
+            raise
+        raise ValueError(
+            f"'{model_path}' was not trained on {source}, the table rnnkit forecast reads "
+            f"by default ({err}). Give rows of its own table with --csv FILE."
+        ) from None
     start = max(0, len(x) - MAX_SEQUENCES)  # the most recent windows
     x, y = x[start:], y[start:]
     window, horizon = meta["window"], meta["horizon"]
@@ -294,8 +300,8 @@ def _worked_examples(console) -> dict:
 
     from rnnkit.demo import tanh_step, yesterday_today_model
     from rnnkit.explain import trace
+    from rnnkit.explain._figure import png_bytes
     from rnnkit.explain._trace_text import num
-    from rnnkit.explain.report import png_bytes
 
     _title(console, "Seed 003: yesterday's and today's value predict tomorrow's (ReLU RNN)")
     console.print(
@@ -329,7 +335,7 @@ def _worked_examples(console) -> dict:
 def _vanishing(console) -> dict:
     """Run the notes' experiment, print its table; its plot, table and numbers as files."""
     from rnnkit.explain import vanishing
-    from rnnkit.explain.report import png_bytes
+    from rnnkit.explain._figure import png_bytes
 
     _title(console, "Seed 002: vanishing gradients, measured (SimpleRNN, LSTM, GRU; about 20 s)")
     result = vanishing(

@@ -40,11 +40,16 @@ def save(figure, path) -> None:
     figure.savefig(path, format=Path(path).suffix.lower()[1:], bbox_inches="tight", pad_inches=0.1)
 
 
-def html(summary: str, figure) -> str:
-    """A self-contained HTML fragment: `summary` as a paragraph, then the figure inline."""
+def png_bytes(figure) -> bytes:
+    """`figure` as PNG bytes, in a tight box (as `save` writes it)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def html(summary: str, figure) -> str:
+    """A self-contained HTML fragment: `summary` as a paragraph, then the figure inline."""
+    data = base64.b64encode(png_bytes(figure)).decode("ascii")
     text = "<br>".join(escape(line) for line in summary.splitlines())
     return (
         f'<div class="rnnkit-explain"><p style="font-family: sans-serif">{text}</p>'

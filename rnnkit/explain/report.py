@@ -23,7 +23,6 @@ at every step (`gradient_flow`), each with a few lines on what it shows.
 from __future__ import annotations
 
 import base64
-import io
 import json
 from dataclasses import dataclass, field
 from html import escape
@@ -31,6 +30,7 @@ from html import escape
 import numpy as np
 
 from rnnkit._task import horizon_record, memory_sentence
+from rnnkit.explain import _figure
 from rnnkit.explain.gradients import Flow, gradient_flow
 from rnnkit.explain.memory import Memory, memory
 from rnnkit.explain.states import States, states
@@ -149,7 +149,7 @@ class Report:
             }
             if self.flow is not None:
                 figures["gradient_flow"] = self.flow.plot
-            self._pngs.update({key: png_bytes(draw()) for key, draw in figures.items()})
+            self._pngs.update({key: _figure.png_bytes(draw()) for key, draw in figures.items()})
         return self._pngs
 
     def to_dict(self) -> dict:
@@ -260,14 +260,6 @@ def _layer_line(layer) -> str:
     both = ", both directions" if layer.bidirectional else ""
     units = "unit" if first.units == 1 else "units"
     return f"{layer.name}: {kind}, {first.units} {units}{both}"
-
-
-def png_bytes(figure) -> bytes:
-    """A matplotlib Figure as PNG bytes, grown to hold every label (a long title or a legend
-    below the axes may reach past the figure's edge)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
-    return buffer.getvalue()
 
 
 def _image(png: bytes, alt: str) -> str:

@@ -284,7 +284,7 @@ def _draw_saturation(figure, ax, layer: LayerStates) -> None:
         rotation=90,
         fontsize=8,
     )
-    if units <= 16:  # small enough to write each share on its square
+    if units <= 8:  # small enough to write each share on its square (text is slow to draw)
         ax.set_yticks(range(units))
         for (unit, column), share in np.ndenumerate(shares):
             colour = "white" if share > 0.6 else "black"
