@@ -47,7 +47,7 @@ def _arrow(ax, start, end, colour):
     )
 
 
-def _cell(ax, cx, cy, step, kind: str):
+def _cell(ax, cx, cy, step, n: int, kind: str, backwards: bool):
     from matplotlib.patches import FancyBboxPatch
 
     skipped = step.skipped
@@ -62,13 +62,16 @@ def _cell(ax, cx, cy, step, kind: str):
         lw=1.2,
     )
     ax.add_patch(box)
-    text = f"{kind}\nt={step.t}" + ("\nmasked" if skipped else "")
+    # Numbered as the arrows are (x_n, h_n); a layer that reads backwards also names t, the
+    # step's position in the sequence.
+    where = f"step {n}\n(t={step.t})" if backwards else f"step {n}"
+    text = f"{kind}\n{where}" + ("\nmasked" if skipped else "")
     ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=GREY if skipped else INK)
 
 
-def _draw_step(ax, step, n: int, cx: float, cy: float, kind: str):
+def _draw_step(ax, step, n: int, cx: float, cy: float, kind: str, backwards: bool):
     colour = GREY if step.skipped else INK
-    _cell(ax, cx, cy, step, kind)
+    _cell(ax, cx, cy, step, n, kind, backwards)
     bottom, top = cy - BOX_H / 2 - 0.05, cy + BOX_H / 2 + 0.05
     _arrow(ax, (cx, bottom - 1.0), (cx, bottom), colour)
     ax.text(
@@ -142,7 +145,7 @@ def draw_direction(ax, layer, direction, cy: float, max_steps: int, gap: float):
             _draw_carry(
                 ax, direction, step.states_in, position, x, cx - BOX_W / 2 - 0.05, cy, colour
             )
-        _draw_step(ax, step, position + 1, cx, cy, _kind(direction))
+        _draw_step(ax, step, position + 1, cx, cy, _kind(direction), direction.go_backwards)
         x = cx + BOX_W / 2 + 0.05
     last = steps[-1]
     colour = GREY if last.skipped else INK
