@@ -409,3 +409,21 @@ def test_a_subclassed_model_is_sized_on_the_meta_device_before_it_is_built(tmp_p
             archive.writestr(name, data)
     with pytest.raises(ValueError, match=r"\(2, 12\) in the file .* but \(2, 180000\)"):
         rnnkit.load_model(path, custom_objects={"OurForecaster": OurForecaster})
+
+
+def test_float64_data_stays_float64_through_a_float64_model(rng):
+    """predict, fit and a Sequential used to turn every float input into float32 first, so a
+    float64 model lost half its digits. The oracle is the recurrence in float64 numpy (Keras'
+    predict rounds float64 inputs to float32 too: 8e-8 off here)."""
+    x = rng.normal(size=(3, 6, 2))
+    ours = rnnkit.Sequential([R.Input((6, 2), dtype="float64"), R.SimpleRNN(3, dtype="float64")])
+    W, U, b = (rng.normal(0, 0.5, size=w.shape) for w in ours.get_weights())
+    ours.set_weights([W, U, b])
+    h = np.zeros((3, 3))
+    for t in range(6):
+        h = np.tanh(x[:, t] @ W + h @ U + b)
+    got = ours.predict(x, verbose=0)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, h, rtol=0, atol=1e-12)
+    ours.compile(optimizer="sgd", loss="mse")
+    assert ours.evaluate(x, h, verbose=0) < 1e-24  # evaluate sees the same float64 outputs

@@ -29,7 +29,7 @@ from rnnkit.layers._graph import Node, SymbolicTensor
 from rnnkit.layers._input import InputLayer
 from rnnkit.saving import load_weights, save_model, save_weights
 from rnnkit.training import compile_model, evaluate_model, fit_model
-from rnnkit.training._data import check_count, num_samples, take, to_tensors
+from rnnkit.training._data import check_count, input_dtype, num_samples, take, to_tensors
 from rnnkit.training._memory import keep_freed_memory
 
 
@@ -312,7 +312,7 @@ class Model(Layer):
         # several inputs; a nested list of numbers is one)
         device = self.weights_device()
         keep_freed_memory(device)
-        x = to_tensors(x, device)
+        x = to_tensors(x, device, dtype=input_dtype(self))
         count = num_samples(x)
         if 0 < count <= batch_size:  # one batch: no slicing, no concatenation
             with self._inference():

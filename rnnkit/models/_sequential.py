@@ -104,6 +104,8 @@ class Sequential(Model):
             self.build(input_shape if self.input_layer is None else None)
 
     def _convert_inputs(self, inputs):
+        if self.input_layer is not None:  # the Input's dtype, as a functional model keeps it
+            return super()._convert_inputs(inputs)
         return Layer._convert_inputs(self, inputs)
 
     def check_input_shape(self, shape) -> None:

@@ -19,30 +19,42 @@ from rnnkit.data._pydataset import PyDataset
 from rnnkit.layers._base import to_tensor
 
 
-def to_tensors(x, device=None, name="x"):
+def to_tensors(x, device=None, name="x", dtype=torch.float32):
     """Arrays -> tensors, keeping a list/dict of several inputs as a list/dict.
 
-    Integer and bool arrays keep their dtype: the model's first layer decides what they are
-    (an Embedding's ids, or numbers it casts to its float dtype). Text and ragged lists fail
-    here with the fix; `name` ("x", "y", "sample_weight") names the data in that message.
+    Floats become `dtype` (a model's inputs: `input_dtype(model)`). Integer and bool arrays
+    keep their dtype: the model's first layer decides what they are (an Embedding's ids, or
+    numbers it casts to its float dtype). Text and ragged lists fail here with the fix; `name`
+    ("x", "y", "sample_weight") names the data in that message.
     """
     if x is None:
         return None
     if isinstance(x, dict):
-        return {k: _to_tensor(v, device, f"{name}[{k!r}]") for k, v in x.items()}
+        return {k: _to_tensor(v, device, f"{name}[{k!r}]", dtype) for k, v in x.items()}
     if (
         isinstance(x, (list, tuple))
         and x
         and all(isinstance(v, (np.ndarray, torch.Tensor)) or hasattr(v, "to_numpy") for v in x)
     ):  # one array per model input
-        return [_to_tensor(v, device, f"{name}[{i}]") for i, v in enumerate(x)]
-    return _to_tensor(x, device, name)
+        return [_to_tensor(v, device, f"{name}[{i}]", dtype) for i, v in enumerate(x)]
+    return _to_tensor(x, device, name, dtype)
 
 
-def _to_tensor(value, device, name):
+def input_dtype(model) -> torch.dtype:
+    """The float dtype a model's data (inputs and targets) are made: its (first) Input's, else
+    its weights'. A float64 model keeps float64 data whole; a float32 one gets it converted
+    once, not per batch."""
+    inputs = getattr(model, "inputs", None)
+    if inputs and inputs[0].dtype.is_floating_point:
+        return inputs[0].dtype
+    weight = next(model.parameters(), None)
+    return weight.dtype if weight is not None and weight.is_floating_point() else torch.float32
+
+
+def _to_tensor(value, device, name, dtype):
     if not isinstance(value, torch.Tensor):
         value = _numbers(value, name)
-    return to_tensor(value, torch.float32, device)
+    return to_tensor(value, dtype, device)
 
 
 def _numbers(value, name) -> np.ndarray:

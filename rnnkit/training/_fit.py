@@ -25,6 +25,7 @@ from rnnkit.layers._base import Layer, get_mask
 from rnnkit.training._data import (
     ArrayBatches,
     check_count,
+    input_dtype,
     is_array_like,
     make_batches,
     num_samples,
@@ -399,11 +400,20 @@ def fit_model(
     keep_freed_memory(device)
     split = validation_split if validation_data is None else 0.0  # Keras: the data wins
     data, held_out = _training_batches(
-        x, y, sample_weight, class_weight, split, batch_size, shuffle, steps_per_epoch, device
+        model,
+        x,
+        y,
+        sample_weight,
+        class_weight,
+        split,
+        batch_size,
+        shuffle,
+        steps_per_epoch,
+        device,
     )
     validation_data = held_out if validation_data is None else validation_data
     val_data = _validation_batches(
-        validation_data, validation_batch_size or batch_size, validation_steps, device
+        model, validation_data, validation_batch_size or batch_size, validation_steps, device
     )
 
     output_shape = _check_against_model(model, *data.peek()[:2])
@@ -463,14 +473,15 @@ def _check_validation_split(where, validation_split, x):
 
 
 def _training_batches(
-    x, y, sample_weight, class_weight, validation_split, batch_size, shuffle, steps, device
+    model, x, y, sample_weight, class_weight, validation_split, batch_size, shuffle, steps, device
 ):
     """fit's training batches, and the `(x, y, sample_weight)` that `validation_split` holds
     out of in-memory arrays (None without it)."""
     where = "fit"
     if not is_array_like(x):
         return make_batches(x, y, sample_weight, batch_size, shuffle, steps, device), None
-    x, y = to_tensors(x, device), to_tensors(y, device, "y")
+    dtype = input_dtype(model)
+    x, y = to_tensors(x, device, dtype=dtype), to_tensors(y, device, "y", dtype)
     sample_weight = to_tensors(sample_weight, device, "sample_weight")
     _check_arrays(where, x, y, sample_weight)
     held_out = None
@@ -610,7 +621,7 @@ class _DivergenceWatch:
         )
 
 
-def _validation_batches(validation_data, batch_size, steps, device):
+def _validation_batches(model, validation_data, batch_size, steps, device):
     if validation_data is None:
         return None
     if not is_array_like(validation_data) or not isinstance(validation_data, (tuple, list)):
@@ -620,8 +631,8 @@ def _validation_batches(validation_data, batch_size, steps, device):
             "fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight); got "
             f"a {type(validation_data).__name__} of length {len(validation_data)}."
         )
-    vx = to_tensors(validation_data[0], device, "x_val")
-    vy = to_tensors(validation_data[1], device, "y_val")
+    vx = to_tensors(validation_data[0], device, "x_val", input_dtype(model))
+    vy = to_tensors(validation_data[1], device, "y_val", input_dtype(model))
     vw = None
     if len(validation_data) == 3:
         vw = to_tensors(validation_data[2], device, "sample_weight_val")
@@ -672,7 +683,8 @@ def evaluate_model(
     if x is None:
         raise ValueError("evaluate: x (the inputs) is missing; pass evaluate(x, y).")
     if is_array_like(x):
-        x, y = to_tensors(x, device), to_tensors(y, device, "y")
+        dtype = input_dtype(model)
+        x, y = to_tensors(x, device, dtype=dtype), to_tensors(y, device, "y", dtype)
         sample_weight = to_tensors(sample_weight, device, "sample_weight")
         _check_arrays("evaluate", x, y, sample_weight)
     data = make_batches(x, y, sample_weight, batch_size, False, steps, device)
