@@ -152,6 +152,42 @@ def test_text_models(text_models, task, tmp_path):
     assert numbers["gradient_flow"]["layers"]
 
 
+def test_a_text_shorter_than_the_classifiers_length_is_padded_to_it(tmp_path):
+    """`rnnkit classify` builds its model for a fixed length (maxlen): a shorter text is padded
+    to it, not cut, and the padding is masked."""
+    texts = [f"the {w} film was {w} indeed" for w in ("good", "bad") * 10]
+    _write_lines(tmp_path / "t.csv", texts)
+    _run(
+        "classify",
+        "--csv",
+        tmp_path / "t.csv",
+        "--text",
+        "text",
+        "--label",
+        "label",
+        "--epochs",
+        1,
+        "--units",
+        4,
+        "--out",
+        tmp_path / "c",
+    )
+    result = _run(
+        "explain", tmp_path / "c" / "model.rnnkit", "--text", "good", "--out", tmp_path / "o"
+    )
+    numbers = json.loads((tmp_path / "o" / "explain.json").read_text())
+    steps = numbers["trace"]["layers"][0]["directions"][0]["steps"]
+    assert len(steps) == numbers["summary"]["timesteps"] > 1
+    assert [s["skipped"] for s in steps][:2] == [False, True]  # "good", then padding
+    assert "depends on the last" in result.output
+
+
+def _write_lines(path, texts):
+    pd.DataFrame({"text": texts, "label": ["pos", "neg"] * (len(texts) // 2)}).to_csv(
+        path, index=False
+    )
+
+
 def test_several_texts_are_averaged_and_the_first_traced(text_models, tmp_path):
     args = ["--text", "bad film", "--text", "the good film", "--out", tmp_path]
     result = _run("explain", text_models["classify"], *args)

@@ -500,3 +500,13 @@ def test_docstring_examples_run():
     for name in ("rnnkit.explain.trace", "rnnkit.explain._trace_text"):
         module = importlib.import_module(name)
         assert doctest.testmod(module).failed == 0
+
+
+def test_a_wrong_shape_is_named_as_given_not_as_the_traced_row():
+    model = rnnkit.Sequential([R.Input((6, 2)), R.LSTM(3)])
+    with pytest.raises(ValueError, match=r"got shape \(4, 6\)\. Missing the time axis"):
+        trace(model, np.zeros((4, 6), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"expects shape \(None, 6, 2\).*got \(4, 6, 3\)"):
+        trace(model, np.zeros((4, 6, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"x holds no sequences"):
+        trace(R.LSTM(3), np.zeros((0, 6, 2), dtype=np.float32))

@@ -40,6 +40,7 @@ def test_the_table_names_each_cell_and_the_notes_arithmetic():
     )
     text = str(result)
     assert "SimpleRNN" in text and "k=40" in text
+    assert "50% / (12)" in text and "5% / 41" in text  # horizons of unlearned lags in brackets
     assert result.learned_up_to("SimpleRNN") == 5 and result.learned_up_to("GRU") == 40
     # The notes' numbers: a weight of 2 or 0.5 multiplied over 50 steps.
     assert "2^50   = 1.13e+15" in text and "0.5^50 = 8.88e-16" in text

@@ -115,6 +115,35 @@ def test_an_argument_json_cannot_hold_is_named_when_saving(tmp_path):
     assert not (tmp_path / "m.rnnkit").exists()
 
 
+class Forwards(OurCell):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+def test_arguments_given_through_star_args_are_refused_when_saving(tmp_path):
+    model = rnnkit.Sequential([R.Input((4, 2)), R.RNN(Forwards(3))])
+    with pytest.raises(TypeError, match=r"Forwards .* given arguments through \*args"):
+        model.save(tmp_path / "m.rnnkit")
+
+
+def test_freezing_a_model_freezes_its_layers_as_in_keras(rng):
+    x = rng.normal(size=(8, 5, 2)).astype(np.float32)
+    y = rng.normal(size=(8, 1)).astype(np.float32)
+    ours = rnnkit.Sequential([R.Input((5, 2)), R.GRU(3), R.Dense(1)])
+    theirs = keras.Sequential([K.Input((5, 2)), K.GRU(3), K.Dense(1)])
+    copy_weights(theirs, ours, rng)
+    ours.trainable = theirs.trainable = False
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 0
+    assert len(ours.non_trainable_weights) == len(theirs.non_trainable_weights) == 5
+    before = ours.get_weights()
+    ours.compile(optimizer="adam", loss="mse")
+    with pytest.warns(UserWarning, match="no trainable weights"):
+        ours.fit(x, y, epochs=2, verbose=0)
+    assert_close(ours.get_weights(), before, atol=0)
+    ours.trainable = True
+    assert len(ours.trainable_weights) == 5
+
+
 def test_numpy_scalars_are_recorded_as_numbers():
     cell = OurCell(np.int64(3), scale=np.float32(0.5))
     config = cell.get_config()

@@ -213,7 +213,8 @@ def _classify_inputs(model, model_path, texts) -> Inputs:
     sequences = tokenizer.texts_to_sequences(texts)
     _check_words(texts, [len(s) for s in sequences])
     x = pad_sequences(sequences, maxlen=meta["maxlen"], padding="post", truncating="post")
-    x = x[:, : max(len(s) for s in sequences)]  # (texts, words): no step that is all padding
+    if model.inputs and model.inputs[0].shape[1] is None:  # a model of any length: no step
+        x = x[:, : max(len(s) for s in sequences)]  # that is padding in every text
     output = model.predict(x, batch_size=256)
     binary = output.shape[-1] == 1
     y = (output[:, 0] > 0.5).astype(int) if binary else output.argmax(-1)

@@ -64,8 +64,11 @@ def _cell(ax, cx, cy, step, n: int, kind: str, backwards: bool):
     ax.add_patch(box)
     # Numbered as the arrows are (x_n, h_n); a layer that reads backwards also names t, the
     # step's position in the sequence.
-    where = f"step {n}\n(t={step.t})" if backwards else f"step {n}"
-    text = f"{kind}\n{where}" + ("\nmasked" if skipped else "")
+    if backwards:  # the box holds three lines: the kind on one, then the step and its t
+        text = f"{kind.replace(chr(10), ' ')}\nstep {n}\nt={step.t}"
+    else:
+        text = f"{kind}\nstep {n}"
+    text += "\nmasked" if skipped else ""
     ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=GREY if skipped else INK)
 
 

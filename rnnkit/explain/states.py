@@ -268,6 +268,7 @@ def _draw_heatmap(figure, ax, layer: LayerStates, sample: int) -> None:
     ax.set_xlabel("step t" + (", grey: masked" if not layer.real.all() else ""))
     ax.set_ylabel("unit")
     _figure.integer_ticks(ax.xaxis)
+    _figure.integer_ticks(ax.yaxis)  # units are counted too (a 2-unit layer showed 0.5)
     figure.colorbar(image, ax=ax, label="$h_t$", fraction=0.05, pad=0.02)
 
 

@@ -296,6 +296,8 @@ def trace(model_or_layer, x, sample=0, layer=None, *, mask=None, initial_state=N
             "model makes its own masks (Embedding(mask_zero=True), Masking). Trace the layer: "
             "trace(model.get_layer('name'), its_input, mask=..., initial_state=...)."
         )
+    if isinstance(x, (np.ndarray, torch.Tensor)):  # judged whole, so a message names its shape
+        model_or_layer.check_input_shape(tuple(x.shape))
     count = _count_samples(x)
     sample = _check_sample(sample, count)
     stateful = any(getattr(m, "stateful", False) for m in model_or_layer.modules())
@@ -368,6 +370,8 @@ def _is_structure(x) -> bool:
 def _check_sample(sample, count: int) -> int:
     if not _is_index(sample):
         raise TypeError(f"trace: sample is the position of a sequence in x; got {sample!r}.")
+    if count == 0:
+        raise ValueError("trace: x holds no sequences; give at least one, (1, timesteps, ...).")
     if not -count <= sample < count:
         raise ValueError(
             f"trace: sample={sample} is out of range: x holds {count} sequence(s), so sample "

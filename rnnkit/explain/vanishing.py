@@ -79,12 +79,15 @@ class Vanishing:
         head = "".join(f"{'k=' + str(k):>14}" for k in self.ks)
         lines = [
             "Remember the input k steps back: the error left after training "
-            "(validation MSE / variance; learned when ≤ 10%) and the memory horizon (steps)",
+            "(validation MSE / variance; learned when ≤ 10%) and the memory horizon (steps;",
+            "in brackets where the task was not learned: a model that learned nothing still "
+            "depends on every step a little)",
             f"{'':{width}}{head}   learned up to",
         ]
         for cell in self.cells:
             row = "".join(
-                f"{f'{e:.0%} / {h}':>14}" for e, h in zip(self.errors[cell], self.horizons[cell])
+                f"{f'{e:.0%} / {h}' if e <= LEARNED else f'{e:.0%} / ({h})':>14}"
+                for e, h in zip(self.errors[cell], self.horizons[cell])
             )
             learned = self.learned_up_to(cell)
             lines.append(f"{cell:{width}}{row}   {f'k={learned}' if learned else 'none'}")
@@ -125,7 +128,17 @@ class Vanishing:
         errors, horizons = figure.subplots(1, 2)
         for cell in self.cells:
             errors.plot(self.ks, np.asarray(self.errors[cell]) * 100, marker="o", label=cell)
-            horizons.plot(self.ks, self.horizons[cell], marker="o", label=cell)
+            line = horizons.plot(self.ks, self.horizons[cell], marker="o", label=cell)[0]
+            unlearned = [
+                (k, h)
+                for k, h, e in zip(self.ks, self.horizons[cell], self.errors[cell])
+                if e > LEARNED
+            ]
+            if unlearned:  # hollow: the task was not learned there (see the table)
+                horizons.plot(*zip(*unlearned), "o", color="white", markersize=4, zorder=3)
+                horizons.plot(
+                    *zip(*unlearned), "o", color=line.get_color(), fillstyle="none", zorder=4
+                )
         errors.axhline(LEARNED * 100, color="grey", linestyle="--", linewidth=1)
         errors.text(self.ks[0], LEARNED * 100, " learned below", va="bottom", color="grey")
         errors.set(
@@ -141,7 +154,7 @@ class Vanishing:
             yscale="log",
             xlabel="k: how many steps back the answer is",
             ylabel="memory horizon (steps)",
-            title="How far back does the trained model depend?",
+            title="How far back does the trained model depend?\n(hollow: task not learned)",
         )
         horizons.set_yticks(whole, [str(n) for n in whole])
         for axis in (errors, horizons):
@@ -241,5 +254,5 @@ def _train_and_measure(cell: str, k: int, config: Settings) -> tuple[float, int,
     history = model.fit(
         x, y, epochs=config.epochs, batch_size=64, validation_data=(x_val, y_val), verbose=0
     )
-    error = min(history.history["val_loss"]) / TARGET_VARIANCE
+    error = history.history["val_loss"][-1] / TARGET_VARIANCE  # the model measured below
     return error, memory(model, x_val).steps, decay

@@ -77,6 +77,13 @@ def serialize(layer: Layer) -> dict:
     """`{"class_name": ..., "config": ...}`, the form `deserialize` (and saving) reads."""
     config = layer.get_config()
     missing = unsaved_arguments(layer, config) if isinstance(layer, Layer) else []
+    starred = [m for m in missing if m.startswith("*")]
+    if starred:
+        raise TypeError(
+            f"{type(layer).__name__} '{layer.name}' cannot be saved: it was given arguments "
+            f"through {starred[0]}, which a config cannot pass back by name. Name them in "
+            "__init__, e.g. def __init__(self, units, **kwargs), or write get_config()."
+        )
     if missing:
         name = type(layer).__name__
         raise TypeError(

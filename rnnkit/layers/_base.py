@@ -283,9 +283,8 @@ class Layer(nn.Module):
         self._trainable = bool(value)
         for name, param in self.named_parameters(recurse=False):
             param.requires_grad_(self._trainable and self._weight_info.get(name, (0, 0, 1))[2])
-        for child in self.children():
-            if isinstance(child, Layer):
-                child.trainable = value
+        for child in _sublayers(self):
+            child.trainable = value
 
     def count_params(self) -> int:
         if not self.built:
@@ -563,8 +562,8 @@ def _with_constructor_args(cls, config: dict, recorded: dict) -> dict:
         config = {k: v for k, v in config.items() if k in params}
     for name, value in recorded.items():
         value = _json_ready(value)
-        if name not in config and value is not _NOT_JSON:
-            config[name] = value
+        if name not in config and value is not _NOT_JSON and not name.startswith("*"):
+            config[name] = value  # (*args cannot be passed back by name: left out, refused)
     return config
 
 
@@ -577,6 +576,15 @@ def unsaved_arguments(layer, config: dict) -> list[str]:
         return []  # the user's own get_config decides what rebuilds the layer
     recorded = layer.__dict__.get("_constructor_args") or {}
     return [name for name in recorded if name not in config]
+
+
+def _sublayers(module) -> list:
+    """The layers directly inside `module`, also through torch containers (a model's layers
+    sit in a ModuleList)."""
+    found = []
+    for child in module.children():
+        found.extend([child] if isinstance(child, Layer) else _sublayers(child))
+    return found
 
 
 def _has_symbolic(args, kwargs) -> bool:
