@@ -559,18 +559,17 @@ def _train_step(model, step, graph, xb, yb, wb):
     if graph is not None:
         run = graph.run if graph.takes(xb, yb, wb) else graph.eager
         loss, y_pred, mask = run(xb, yb, wb)
-    elif not step.trains:  # no trainable weights: measured, nothing to update
-        loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
-        step.track(xb, yb, wb, loss, y_pred, mask)
-        return loss
     else:
-        model.optimizer.zero_grad()
+        if step.trains:  # without trainable weights the loss is only measured, as in Keras
+            model.optimizer.zero_grad()
         loss, y_pred, mask = step.compute(xb, yb, wb, training=True)
-        loss.backward()
+        if step.trains:
+            loss.backward()
     step.track(xb, yb, wb, loss, y_pred, mask)
-    model.optimizer.step()
-    if step.constrained:
-        model.apply_constraints()
+    if step.trains:
+        model.optimizer.step()
+        if step.constrained:
+            model.apply_constraints()
     return loss
 
 
