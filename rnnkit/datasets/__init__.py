@@ -16,6 +16,7 @@ from rnnkit.datasets._text import (
     load_text_file,
     python_docs,
 )
+from rnnkit.datasets.m3 import m3
 
 __all__ = [
     "imdb",
@@ -25,6 +26,7 @@ __all__ = [
     "load_tagged",
     "load_text_csv",
     "load_text_file",
+    "m3",
     "python_docs",
     "seattle_weather",
     "stocks",
