@@ -75,8 +75,8 @@ def test_two_series_stacked_in_one_table_are_refused_naming_the_dates(tmp_path):
     stacked.to_csv(tmp_path / "s.csv", index=False)
     line = _error(_forecast(tmp_path / "s.csv", tmp_path / "out"))
     assert "more than one row for 30 date(s): 2020-01-01 (2 rows), 2020-01-02 (2 rows)" in line
-    assert "and 27 more" in line and "several series stacked" in line
-    assert "one series per file" in line and "their sum or mean" in line
+    assert "and 27 more" in line and "several series" in line and "--id-col" in line
+    assert "their sum or mean" in line
     assert not (tmp_path / "out").exists()
 
 

@@ -14,7 +14,7 @@ from rnnkit.datasets import seattle_weather, stocks
 from rnnkit.explain import memory
 from rnnkit.forecast import (
     ForecastSettings,
-    _naive_forecasts,
+    naive_forecasts,
     forecast_next,
     infer_season,
     load_series,
@@ -176,11 +176,11 @@ def test_forecast_next_reproduces_the_test_forecasts(tmp_path):
 def test_naive_forecasts_by_hand():
     target = np.arange(20.0) ** 2
     first = np.array([10, 15])
-    persistence, seasonal = _naive_forecasts(target, first, horizon=3, season=2)
+    persistence, seasonal = naive_forecasts(target, first, horizon=3, season=2)
     np.testing.assert_array_equal(persistence, [[81, 81, 81], [196, 196, 196]])
     # y[t+k] = y[t+k-2*ceil(k/2)] with t = first - 1: k=1 -> t-1, k=2 -> t, k=3 -> t-1+2=t+1-2
     np.testing.assert_array_equal(seasonal, [[64, 81, 64], [169, 196, 169]])
-    _, none = _naive_forecasts(target, np.array([1]), horizon=1, season=5)
+    _, none = naive_forecasts(target, np.array([1]), horizon=1, season=5)
     assert none is None  # not enough history for a season
 
 
@@ -202,7 +202,7 @@ def test_scaler_sees_only_the_training_rows(tmp_path):
     series = load_series(frame, "level", ["level", "driver"], "date")
     settings = ForecastSettings(target="level", window=5, units=4, epochs=1, date_col="date")
     result = train_forecast(series, settings)
-    scaler = result.model.metadata["scaler"]
+    scaler = result.model.metadata["scalers"]["series"]
     train = frame.iloc[:70][["level", "driver"]].to_numpy()
     np.testing.assert_allclose(scaler["shift"], train.mean(axis=0))
     np.testing.assert_allclose(scaler["scale"], train.std(axis=0))

@@ -75,6 +75,8 @@ def load_csv(path, date_col: str | None = None) -> pd.DataFrame:
         raise ValueError(f"'{path}' has no data rows.")
     if date_col is not None:
         require_columns(frame, [date_col], path, "--date-col")
+        if pd.api.types.is_integer_dtype(frame[date_col]):  # periods 1, 2, 3, ...: kept
+            return frame.sort_values(date_col, kind="stable").reset_index(drop=True)
         try:
             dates = pd.to_datetime(frame[date_col])
         except (ValueError, TypeError) as err:
