@@ -14,10 +14,10 @@ from rnnkit.datasets import seattle_weather, stocks
 from rnnkit.explain import memory
 from rnnkit.forecast import (
     ForecastSettings,
-    naive_forecasts,
     forecast_next,
     infer_season,
     load_series,
+    naive_forecasts,
     table_windows,
     train_forecast,
 )
