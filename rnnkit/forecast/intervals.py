@@ -1,11 +1,15 @@
 """Prediction intervals by split conformal calibration on the validation windows.
 
-For each step ahead `k`, the absolute errors of the validation forecasts, in each series'
-own scaled units (divided by the spread of its training rows), are sorted; the interval at
-level `L` is the forecast ± the `⌈(n + 1)·L/100⌉`-th smallest of the `n` errors, times the
-series' spread. If the test errors are exchangeable with the validation errors, the interval
-holds the truth at least `L`% of the time, whatever the network and whatever the noise's
-shape; the `+ 1` makes that hold for a finite `n`.
+For each step ahead `k`, the absolute errors of the validation forecasts, each divided by
+its series' scale (`error_scale`: the mean absolute change from one row to the next over
+its training rows, MASE's denominator), are sorted; the interval at level `L` is the
+forecast ± the `⌈(n + 1)·L/100⌉`-th smallest of the `n` errors, times the series' scale.
+Dividing by how much a series moves per step (rather than by the spread of its level, which
+a trend inflates) puts the errors of calm and volatile, flat and trending series on one
+footing, so the pooled quantile suits each of them. If the test errors are exchangeable
+with the validation errors, the interval holds the truth at least `L`% of the time,
+whatever the network and whatever the noise's shape; the `+ 1` makes that hold for a
+finite `n`.
 
 Why not quantile heads trained with the pinball loss: their coverage is only as good as
 their fit, and a network fits its training windows more closely than new ones, so heads
@@ -31,13 +35,14 @@ def widths(errors: np.ndarray, levels) -> dict:
     """The half-widths per step at each level, from the validation errors.
 
     Args:
-        errors: `(n, horizon)`, truth − forecast on the validation windows, in scaled units
-            (each divided by its series' spread).
+        errors: `(n, horizon)`, truth − forecast on the validation windows, each divided by
+            its series' `error_scale`.
         levels: percentages, e.g. `[80, 95]`.
 
     Returns:
-        `{level: (horizon,) half-widths}`, in scaled units. With too few windows for a level
-        (`⌈(n + 1)·L/100⌉ > n`) the largest error is used and a warning says so.
+        `{level: (horizon,) half-widths}`, in units of the series' scale. With too few
+        windows for a level (`⌈(n + 1)·L/100⌉ > n`) the largest error is used and a
+        warning says so.
     """
     errors = np.sort(np.abs(np.asarray(errors, dtype=np.float64)), axis=0)  # (n, horizon)
     n = len(errors)
@@ -62,12 +67,23 @@ def widths(errors: np.ndarray, levels) -> dict:
     return out
 
 
+def error_scale(history: np.ndarray) -> float:
+    """A series' scale for its forecast errors: the mean absolute change between consecutive
+    training values; its standard deviation if it never changes step to step, else 1."""
+    history = np.asarray(history, dtype=np.float64)
+    steps = np.abs(np.diff(history))
+    scale = float(steps.mean()) if len(steps) else 0.0
+    if not scale > 0:
+        scale = float(history.std()) if len(history) else 0.0
+    return scale if scale > 0 else 1.0
+
+
 def bands(forecast: np.ndarray, spread: np.ndarray, half_widths: dict) -> dict:
-    """`{level: (lo, hi)}`, each `(n, horizon)`: `forecast ± half_width × spread`.
+    """`{level: (lo, hi)}`, each `(n, horizon)`: `forecast ± half_width × scale`.
 
     Args:
         forecast: `(n, horizon)` in the table's units.
-        spread: `(n,)` each forecast's series spread (scaled units → table units).
+        spread: `(n,)` each forecast's series `error_scale`.
         half_widths: from `widths` (or a saved model's metadata).
     """
     out = {}

@@ -161,7 +161,14 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
         last.codes, last.numbers = static_arrays(panel.static, meta["static"])
     output = forecast_scaled(model, last, settings, panel.target_index, ahead)
     values = output * scaled.spread[:, None] + scaled.center[:, None]  # (series, horizon)
-    return _table(meta, panel, values, dates, scaled.spread)
+    saved = meta.get("error_scales", {})
+    scales = np.array(
+        [
+            saved.get(name) or intervals.error_scale(target)
+            for name, target in zip(panel.ids, panel.target)
+        ]
+    )
+    return _table(meta, panel, values, dates, scales)
 
 
 def _ahead_rows(meta, panel: Panel, scaled, future, dates, source):

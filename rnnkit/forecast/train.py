@@ -52,6 +52,8 @@ class Prepared:
     validation: Windows
     test: Windows
     left_out: dict = field(default_factory=dict)  # series id -> why
+    # per series, the scale its forecast errors are pooled in for the intervals
+    error_scale: np.ndarray | None = None
 
 
 def prepare(panel: Panel, settings: ForecastSettings, scalers=None, encoding=None) -> Prepared:
@@ -98,6 +100,9 @@ def prepare(panel: Panel, settings: ForecastSettings, scalers=None, encoding=Non
             scaled, panel, part(lambda c: (c.val_end, c.rows)), settings, settings.horizon, static
         ),
         left_out=left_out,
+        error_scale=np.array(
+            [intervals.error_scale(t[: c.train_end]) for t, c in zip(panel.target, cuts)]
+        ),
     )
 
 
@@ -246,7 +251,7 @@ def fit(data: Prepared, settings: ForecastSettings, callbacks=(), summary=None, 
     half_widths = {}
     if settings.levels:
         errors = data.validation.truth - _forecast(model, data, data.validation, settings)
-        errors = errors / data.scaled.spread[data.validation.series][:, None]
+        errors = errors / data.error_scale[data.validation.series][:, None]
         half_widths = intervals.widths(errors, settings.levels)
     return model, history, half_widths
 
@@ -254,7 +259,7 @@ def fit(data: Prepared, settings: ForecastSettings, callbacks=(), summary=None, 
 def forecast_with_bands(model, data: Prepared, w: Windows, settings, half_widths):
     """`w`'s forecasts in the table's units and their intervals `{level: (lo, hi)}`."""
     forecast = _forecast(model, data, w, settings)
-    return forecast, intervals.bands(forecast, data.scaled.spread[w.series], half_widths)
+    return forecast, intervals.bands(forecast, data.error_scale[w.series], half_widths)
 
 
 def _memory(model, data: Prepared):
@@ -419,6 +424,7 @@ def metadata(data: Prepared, settings: ForecastSettings, half_widths: dict) -> d
         "horizon": settings.horizon,
         "fill": settings.fill,
         "scalers": dict(zip(panel.ids, data.scaled.scalers)),
+        "error_scales": dict(zip(panel.ids, map(float, data.error_scale))),
         "static": data.encoding,
         "static_cols": [] if panel.static is None else list(panel.static.columns),
         "intervals": {f"{k:g}": [float(v) for v in w] for k, w in half_widths.items()},
