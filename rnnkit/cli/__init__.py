@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rnnkit.cli.bench import bench
 from rnnkit.cli.classify import classify
 from rnnkit.cli.demo import demo
 from rnnkit.cli.explain import explain
@@ -19,7 +20,7 @@ def main() -> None:
     """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
 
 
-for command in (forecast, classify, generate, tag, predict, explain, demo):
+for command in (forecast, classify, generate, tag, predict, explain, demo, bench):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
