@@ -7,7 +7,7 @@ from rnnkit.datasets import imdb, seattle_weather
 """
 
 from rnnkit.datasets import imdb
-from rnnkit.datasets._tables import load_csv, seattle_weather, stocks
+from rnnkit.datasets._tables import load_csv, seattle_weather, stocks, us_employment
 from rnnkit.datasets._tagging import load_tagged, tagging_sentences
 from rnnkit.datasets._text import (
     lady_susan,
@@ -31,4 +31,5 @@ __all__ = [
     "seattle_weather",
     "stocks",
     "tagging_sentences",
+    "us_employment",
 ]

@@ -51,6 +51,22 @@ def stocks(symbol: str | None = None) -> pd.DataFrame:
     return rows.drop(columns="symbol").sort_values("date").reset_index(drop=True)
 
 
+def us_employment() -> pd.DataFrame:
+    """US employment by industry, monthly 2006-01 to 2015-12, in thousands (BLS, seasonally
+    adjusted; via `vega_datasets`): 23 series stacked in a long table for a global forecast.
+
+    Columns: `industry` (the series), `month` (its first day), `employment`.
+
+    Example:
+        >>> frame = us_employment()
+        >>> frame.shape, frame["industry"].nunique()
+        ((2760, 3), 23)
+    """
+    wide = load_csv(_vega_file("us-employment"), date_col="month")
+    long = wide.melt(id_vars="month", var_name="industry", value_name="employment")
+    return long[["industry", "month", "employment"]].reset_index(drop=True)
+
+
 BUILTIN = {"seattle-weather": seattle_weather}
 
 

@@ -43,6 +43,7 @@ def m3_settings(frequency: str) -> ForecastSettings:
         loss="mae",  # sMAPE and MASE are absolute errors: MAE trains for them
         cell="gru",
         ensemble=5,  # seeds averaged: steadier than any one
+        levels=(80, 95),  # conformal intervals from the validation windows, scored on the test
     )
     per_frequency = {
         # Yearly series are short (14 values at least): a 6-year window leaves the shortest
@@ -74,6 +75,7 @@ class FrequencyResult:
     predict_ms_one_series: float = float("nan")  # model time of one series' forecast
     peak_mb: float = float("nan")
     left_out: dict = field(default_factory=dict)
+    coverage: dict = field(default_factory=dict)  # level -> rnnkit's interval coverage
 
 
 @dataclass
@@ -120,6 +122,7 @@ class M3Result:
                         for n, m in f.methods.items()
                     },
                     "left_out": f.left_out,
+                    "interval_coverage": f.coverage,
                 }
                 for f in self.frequencies
             },
@@ -160,6 +163,14 @@ class M3Result:
             "| time (s) | " + " | ".join(f"{overall[n]['seconds']:.0f}" for n in names) + " |"
         )
         lines += [
+            "",
+            "rnnkit's 80% / 95% intervals held the truth "
+            + ", ".join(
+                f"{f.coverage.get(80, float('nan')):.1%} / {f.coverage.get(95, float('nan')):.1%}"
+                f" ({f.frequency})"
+                for f in self.frequencies
+            )
+            + " of the time on the test part.",
             "",
             "rnnkit's forecast for one series takes "
             + ", ".join(
@@ -229,6 +240,15 @@ def _one_frequency(competition, stats: bool, say) -> FrequencyResult:
     )
     order = [list(frame["unique_id"].drop_duplicates()).index(i) for i in ids]
     methods["rnnkit"] = scored(forecast[order], time.perf_counter() - began)
+    coverage = {}
+    for level in settings.levels:
+        bounds = [
+            np.stack(
+                [g[f"{side}_{level}"].to_numpy() for _, g in frame.groupby("unique_id", sort=False)]
+            )[order]
+            for side in ("lo", "hi")
+        ]
+        coverage[level] = float(np.mean(metrics.coverage(truth, *bounds)))
     say(f"  rnnkit: sMAPE {np.mean(methods['rnnkit'].smape):.2f}")
     one = _one_series_ms(result.model, settings, result.series)
     began = time.perf_counter()
@@ -254,6 +274,7 @@ def _one_frequency(competition, stats: bool, say) -> FrequencyResult:
         one,
         _peak_mb(),
         result.metrics.get("left_out", {}),
+        coverage,
     )
 
 
