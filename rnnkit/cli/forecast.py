@@ -235,22 +235,25 @@ def forecast(
     from rich.console import Console
 
     from rnnkit.forecast import find_column, load_panel, read_table
-    from rnnkit.forecast.data import DATE_NAMES, ID_NAMES
+    from rnnkit.forecast.data import DATE_NAMES, ID_NAMES, check_ids
 
     console = Console()
     set_threads(threads)
     with user_errors():
-        frame, source = read_table(csv_path, date_col)
+        # The file's rows in its order first: reading the dates sorts them by date, and a
+        # message naming rows (an empty id) must name the file's rows.
+        frame, source = read_table(csv_path, None)
         if csv_path is not None:
             nixtla = {"unique_id", "ds", "y"} <= set(frame.columns)
             id_col = id_col or find_column(frame, ID_NAMES)
             target = target or ("y" if nixtla else None)
             if target is None:
                 raise ValueError("--csv needs --target, the column to forecast.")
-            if date_col is None:
-                date_col = find_column(frame, DATE_NAMES)
-                if date_col is not None:
-                    frame, source = read_table(csv_path, date_col)
+            if id_col in frame.columns:
+                check_ids(frame, id_col, source)
+            date_col = date_col or find_column(frame, DATE_NAMES)
+            if date_col is not None:
+                frame, source = read_table(csv_path, date_col)
         elif date_col is None:
             date_col = "date"
         targets = _columns(target or "temp_max")

@@ -59,12 +59,17 @@ def load_series(frame, target, features=None, date_col=None, fill="error", sourc
 
 
 def write_outputs(result: ForecastResult, directory: str) -> dict[str, str]:
-    """Write the model, the metrics (JSON) and the plot (PNG) into `directory`, all or nothing."""
+    """Write the model, the metrics (JSON) and the plot (PNG) into `directory`, all or nothing.
+
+    Without test rows (`test_size=0`) there is no test period to plot: no PNG.
+    """
     from rnnkit.forecast.plots import plot_forecast
     from rnnkit.saving import write_outputs as write
 
-    png = plot_forecast(result)  # everything is made before anything is written
-    return write(directory, result.model, result.metrics, {"plot": ("forecast.png", png)})
+    files = {}
+    if len(result.test_truth):  # everything is made before anything is written
+        files["plot"] = ("forecast.png", plot_forecast(result))
+    return write(directory, result.model, result.metrics, files)
 
 
 def read_table(path: str | None, date_col: str | None):

@@ -171,7 +171,7 @@ def load_panel(
     require_columns(frame, [target], source, "--target")
     if id_col is not None:
         require_columns(frame, [id_col], source, "--id-col")
-        frame = _checked_ids(frame, id_col, source)
+        frame = check_ids(frame, id_col, source)
     require_columns(frame, future, source, "--future-cols")
     require_columns(frame, static, source, "--static-cols")
     if target in future or target in static:
@@ -229,7 +229,8 @@ def _stack_columns(frame, targets, date_col, source):
     return long, "series", "value"
 
 
-def _checked_ids(frame, id_col, source):
+def check_ids(frame, id_col, source):
+    """`frame`, or a ValueError naming its rows (counting from 0) whose id is empty."""
     missing = frame[id_col].isna()
     if missing.any():
         rows = np.flatnonzero(missing.to_numpy())
@@ -340,17 +341,39 @@ def _regular_dates(rows, date_col, label, id_col, fill, source):
             return _reindexed(rows, date_col, grid, label, id_col, fill, source)
         return rows
     step = table_step(dates)
-    if not isinstance(step, pd.offsets.BaseOffset):
-        gaps = dates.diff().iloc[1:]
-        smallest = gaps.min()
-        if (gaps != smallest).any() and smallest > pd.Timedelta(0):
-            step = pd.tseries.frequencies.to_offset(smallest)
-        else:
+    if not isinstance(step, pd.offsets.BaseOffset):  # a gap, or no regular spacing
+        step = _step_between_gaps(dates)
+        if step is None:
             return rows
     grid = pd.date_range(dates.iloc[0], dates.iloc[-1], freq=step)
-    if len(grid) == len(dates):
-        return rows
+    if len(grid) == len(dates) or not dates.isin(grid).all():
+        return rows  # regular; or dates off any grid, which reindexing would drop
     return _reindexed(rows, date_col, grid, label, id_col, fill, source)
+
+
+def _step_between_gaps(dates):
+    """The spacing of dates with gaps: the one pandas infers for most runs of three
+    consecutive dates (a month start is not 28 or 31 days), else the smallest gap; None
+    when every gap is the same (nothing to fill)."""
+    runs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(min(len(dates) - 2, 50)):
+            try:
+                name = pd.infer_freq(dates.iloc[i : i + 3])
+            except (TypeError, ValueError):
+                name = None
+            if name is not None:
+                runs[name] = runs.get(name, 0) + 1
+                if runs[name] == 3:  # three runs agree: enough
+                    break
+    if runs:
+        return pd.tseries.frequencies.to_offset(max(runs, key=runs.get))
+    gaps = dates.diff().iloc[1:]
+    smallest = gaps.min()
+    if (gaps != smallest).any() and smallest > pd.Timedelta(0):
+        return pd.tseries.frequencies.to_offset(smallest)
+    return None
 
 
 def _reindexed(rows, date_col, grid, label, id_col, fill, source):

@@ -88,17 +88,20 @@ def _read(model, frame: pd.DataFrame, source: str):
         from rnnkit.datasets._tables import require_columns
 
         require_columns(frame, [date_col], source, "the model's date column")
-    if id_col is not None and id_col not in frame.columns:
+    # A model trained on several target columns side by side reads the same wide table
+    # (stacked here as in training) or its long form, with the id column.
+    targets = meta.get("targets") if id_col not in frame.columns else None
+    if id_col is not None and id_col not in frame.columns and not targets:
         from rnnkit.datasets._tables import require_columns
 
         require_columns(frame, [id_col], source, "the model's id column")
     history, future = _split_future(frame, meta, source)
     panel = load_panel(
         history,
-        meta["target"],
+        targets or meta["target"],
         meta["features"],
         date_col if date_col in history.columns else None,
-        id_col,
+        None if targets else id_col,
         meta.get("future", []),
         meta.get("static_cols", []),
         meta["fill"],

@@ -413,6 +413,8 @@ def metadata(data: Prepared, settings: ForecastSettings, half_widths: dict) -> d
         "task": TASK,
         "format": 2,
         "target": panel.target_name,
+        # several target columns side by side (`--target a,b`): predict stacks them again
+        "targets": list(settings.target) if _several(settings.target) else None,
         "features": panel.names,
         "future": panel.future,
         "date_col": panel.date_col if panel.dates[0] is not None else None,
@@ -430,3 +432,7 @@ def metadata(data: Prepared, settings: ForecastSettings, half_widths: dict) -> d
         "intervals": {f"{k:g}": [float(v) for v in w] for k, w in half_widths.items()},
         "step": step_name(panel.dates[0]),
     }
+
+
+def _several(target) -> bool:
+    return isinstance(target, (list, tuple)) and len(target) > 1
