@@ -32,28 +32,41 @@ PUBLISHED = {
 
 def m3_settings(frequency: str) -> ForecastSettings:
     """The model `rnnkit bench m3` trains for one frequency; the reason for each choice is
-    beside it (the measurements behind them: benchmarks/M3_DESIGN.md)."""
+    beside it (the measurements behind them: benchmarks/M3_DESIGN.md, on 300-series samples
+    unless said)."""
     common = dict(
         target="y",
         date_col="ds",
         id_col="unique_id",
         calendar=False,  # M3 gives periods, not dates
-        predict_change=True,  # the change from the last value: persistence is the zero forecast
+        # log values, each window relative to its last: series of every level and trend on
+        # one scale (monthly sMAPE 13.4; standardising each series gave 19.8)
+        normalize="log-window",
         test_size=0,  # the competition's test part is scored here, not cut from train
-        loss="mae",  # sMAPE and MASE are absolute errors: MAE trains for them
-        cell="gru",
-        ensemble=5,  # seeds averaged: steadier than any one
+        loss="mae",  # MAE on a log ratio is a relative error, as sMAPE is
+        cell="gru",  # LSTM no better and slower; 16 or 64 units no better than 32
+        units=32,
+        learning_rate=3e-3,  # quarterly -0.3 and monthly -0.1 to -0.2 against 1e-3
+        epochs=40,
+        patience=10,
+        # early stopping on each series' last `horizon` rows chooses the epochs, then the
+        # members train on every row that long: the latest rows matter most (13.38 vs 13.54)
+        retrain_all=True,
+        ensemble=5,  # seeds averaged: seed-to-seed spread is about ±0.2 sMAPE
         levels=(80, 95),  # conformal intervals from the validation windows, scored on the test
     )
     per_frequency = {
-        # Yearly series are short (14 values at least): a 6-year window leaves the shortest
-        # one a training window once its last 6 are held out for validation.
-        "yearly": dict(window=6, horizon=6, val_size=6, units=16, epochs=60, patience=8),
-        "quarterly": dict(window=8, horizon=8, val_size=8, units=16, epochs=60, patience=8),
-        "monthly": dict(window=24, horizon=18, val_size=18, units=32, epochs=40, patience=6),
-        "other": dict(window=8, horizon=8, val_size=8, units=16, epochs=60, patience=8),
+        # 6 years: the shortest series (14 rows) keeps a training window (12 needs padding)
+        "yearly": dict(window=6, horizon=6, val_size=6, batch_size=256),
+        # two years beat 12, 16 and 24 quarters (9.41 against 9.76-10.01)
+        "quarterly": dict(window=8, horizon=8, val_size=8, batch_size=256, deseason=True, season=4),
+        # 24, 36 and 48 months alike: 24 is the cheapest; seasonal indices out first (-0.3)
+        "monthly": dict(
+            window=24, horizon=18, val_size=18, batch_size=512, deseason=True, season=12
+        ),
+        "other": dict(window=16, horizon=8, val_size=8, batch_size=256),
     }
-    return ForecastSettings(**common, **per_frequency[frequency], batch_size=64)
+    return ForecastSettings(**common, **per_frequency[frequency])
 
 
 @dataclass

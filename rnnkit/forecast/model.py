@@ -212,6 +212,7 @@ def _recursive(model, windows: Windows, settings: ForecastSettings, target, ahea
             x, windows.y[:, :1], windows.truth[:, :1], windows.series, windows.first, base
         )
         step.codes, step.numbers = windows.codes, windows.numbers
+        step.relative = windows.relative
         if windows.ahead is not None:
             step.ahead = windows.ahead[:, k : k + 1]
         output = np.asarray(model.predict(step.model_inputs(), batch_size=1024, verbose=0))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit._task import task_metadata
-from rnnkit.forecast import intervals
+from rnnkit.forecast import intervals, seasonal
 from rnnkit.forecast.data import Panel, calendar_features, load_panel, next_dates
 from rnnkit.forecast.model import forecast_scaled, static_arrays
 from rnnkit.forecast.settings import ForecastSettings
@@ -125,7 +125,11 @@ def _read(model, frame: pd.DataFrame, source: str):
         settings.test_size, settings.val_size = 0, 0
         own = fit_scalers(panel, [cut(len(t), settings, True) for t in panel.target])
         configs = [saved.get(n, c) for n, c in zip(panel.ids, own)]
-    scaled = scale(panel, configs, meta["calendar"])
+    normalize = meta.get("normalize", "series")
+    indices = None
+    if meta.get("deseason"):  # estimated on the rows given, as in training on its rows
+        indices = [seasonal.indices(t, meta["season"]) for t in panel.target]
+    scaled = scale(panel, configs, meta["calendar"], normalize, indices)
     return meta, panel, scaled, known, future
 
 
@@ -152,6 +156,7 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
         series=np.arange(len(panel)),
         first=np.array([len(t) for t in panel.target]),
         base=np.array([t[-1] for t in scaled.target]),
+        relative=scaled.target_col if scaled.log else -1,
     )
     dates = [
         next_dates(d.iloc[-1], meta.get("step"), horizon) if d is not None else None
@@ -163,7 +168,8 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
     if meta.get("static_cols"):
         last.codes, last.numbers = static_arrays(panel.static, meta["static"])
     output = forecast_scaled(model, last, settings, panel.target_index, ahead)
-    values = output * scaled.spread[:, None] + scaled.center[:, None]  # (series, horizon)
+    rows = last.first[:, None] + np.arange(horizon)  # (series, horizon): the rows ahead
+    values = scaled.values(output, last.series, rows)
     saved = meta.get("error_scales", {})
     scales = np.array(
         [
@@ -256,7 +262,10 @@ def table_windows(model, frame: pd.DataFrame, source: str = "the table"):
     xs, ys = [], []
     for inputs, target in zip(scaled.inputs, scaled.target):
         x = np.lib.stride_tricks.sliding_window_view(inputs, window, axis=0)  # (n, F, window)
-        xs.append(x.transpose(0, 2, 1).astype(np.float32))  # (n, window, features)
+        x = x.transpose(0, 2, 1).astype(np.float32)  # (n, window, features)
+        if scaled.log:  # read relative to each window's last row, as the network does
+            x[:, :, scaled.target_col] -= x[:, -1:, scaled.target_col]
+        xs.append(x)
         if len(inputs) >= window + horizon:
             first = np.arange(window, len(inputs) - horizon + 1)
             y = target[first[:, None] + np.arange(horizon)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 CELLS = ("simple_rnn", "lstm", "gru")
 STRATEGIES = ("direct", "recursive")
 LOSSES = ("mse", "mae", "huber")
+NORMALIZATIONS = ("series", "log-window")
 
 
 @dataclass
@@ -40,6 +41,17 @@ class ForecastSettings:
     test_size: int | None = None
     calendar: bool = True  # add sin/cos of the day of the year when there are dates
     predict_change: bool = True  # learn y[t+k] - y[t]: persistence is then the zero forecast
+    # series: standardise each series on its training rows (one series, or alike ones);
+    # log-window: log values, each window relative to its last (many series of different
+    # levels and trends: on 300 M3 monthly series sMAPE 13.4 against 19.8, M3_DESIGN.md)
+    normalize: str = "series"
+    # divide out classical multiplicative seasonal indices (lag `season`) of the series that
+    # pass a 90% autocorrelation test before the network, multiply them back after
+    deseason: bool = False
+    # after early stopping on the validation rows, train the members again on every row
+    # (validation included) for the epochs it chose: the most recent rows are the most
+    # informative (M3 monthly 13.38 against 13.54, M3_DESIGN.md)
+    retrain_all: bool = False
     season: int | None = None  # rows per season for the seasonal-naive forecast; None: infer
     fill: str = "error"  # missing values and dates: "error", "ffill", "interpolate", "drop"
     # Prediction intervals at these levels (percent), from the validation windows' errors
@@ -56,6 +68,18 @@ class ForecastSettings:
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}."
+            )
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {self.normalize!r}."
+            )
+        if self.normalize == "log-window":
+            self.predict_change = True  # a window relative to its last row forecasts changes
+        if self.deseason and (self.normalize != "log-window" or not self.season):
+            raise ValueError(
+                "deseason divides each series by its seasonal indices before the log, so it "
+                "needs normalize='log-window' and a season (--normalize log-window --season "
+                f"12 for monthly rows); got normalize={self.normalize!r}, season={self.season!r}."
             )
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}.")

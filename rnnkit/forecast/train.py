@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnnkit._task import memory_horizon
-from rnnkit.forecast import intervals, metrics
+from rnnkit.forecast import intervals, metrics, seasonal
 from rnnkit.forecast.data import Panel, infer_season, step_name
 from rnnkit.forecast.model import (
     forecast_scaled,
@@ -54,15 +54,24 @@ class Prepared:
     left_out: dict = field(default_factory=dict)  # series id -> why
     # per series, the scale its forecast errors are pooled in for the intervals
     error_scale: np.ndarray | None = None
+    every: Windows | None = None  # training and validation windows together (retrain_all)
 
 
-def prepare(panel: Panel, settings: ForecastSettings, scalers=None, encoding=None) -> Prepared:
+def _fit_end(part: Cut, settings: ForecastSettings) -> int:
+    """The rows the final model is fitted on: the training rows, and the validation rows
+    too with `retrain_all`."""
+    return part.val_end if settings.retrain_all else part.train_end
+
+
+def prepare(
+    panel: Panel, settings: ForecastSettings, scalers=None, encoding=None, indices=None
+) -> Prepared:
     """Cut, scale and window `panel` (see `rnnkit.forecast.windows`).
 
     Series too short for a training window are left out and named in `left_out`; a
     ValueError when none is left (for one series: how many rows it needs). `scalers`
-    (`{series id: scaler config}`) and the static `encoding` are a trained model's; default:
-    fitted here.
+    (`{series id: scaler config}`), the static `encoding` and the seasonal `indices`
+    (`{series id: list}`) are a trained model's; default: fitted here.
     """
     settings.check()
     _check_strategy(panel, settings)
@@ -81,7 +90,13 @@ def prepare(panel: Panel, settings: ForecastSettings, scalers=None, encoding=Non
     _check_target_changes(panel, cuts)
     # a trained model's scalers, by series id (a backtest's later origins), or new ones
     own = fit_scalers(panel, cuts) if scalers is None else [scalers[n] for n in panel.ids]
-    scaled = scale(panel, own, settings.calendar)
+    if settings.deseason and indices is None:  # from the rows the model trains on
+        indices = {
+            name: seasonal.indices(t[: _fit_end(c, settings)], settings.season)
+            for name, t, c in zip(panel.ids, panel.target, cuts)
+        }
+    chosen = None if indices is None else [np.asarray(indices[n]) for n in panel.ids]
+    scaled = scale(panel, own, settings.calendar, settings.normalize, chosen)
     encoding = static_encoding(panel) if encoding is None else encoding
     static = static_arrays(panel.static, encoding)
     ahead = train_horizon(settings)
@@ -99,6 +114,9 @@ def prepare(panel: Panel, settings: ForecastSettings, scalers=None, encoding=Non
         test=windows(
             scaled, panel, part(lambda c: (c.val_end, c.rows)), settings, settings.horizon, static
         ),
+        every=windows(scaled, panel, part(lambda c: (0, c.val_end)), settings, ahead, static)
+        if settings.retrain_all
+        else None,
         left_out=left_out,
         error_scale=np.array(
             [intervals.error_scale(t[: c.train_end]) for t, c in zip(panel.target, cuts)]
@@ -245,15 +263,43 @@ def train_forecast(
 def fit(data: Prepared, settings: ForecastSettings, callbacks=(), summary=None, on_member=None):
     """Train on `data`'s training windows: `(model, histories, half_widths)`, the last the
     intervals' half-widths per level calibrated on the validation windows (`intervals`)."""
+    if settings.retrain_all and len(data.validation):
+        # one early-stopped run chooses the epochs and calibrates the intervals on rows it
+        # did not train on; then every member trains on all rows that long
+        probe, probed = train(
+            data.train,
+            data.validation,
+            dataclasses.replace(settings, ensemble=1),
+            data.encoding,
+            callbacks,
+            summary,
+        )
+        half_widths = _calibrate(probe, data, settings)
+        epochs = int(np.argmin(probed[0]["val_loss"])) + 1
+        empty = data.validation.subset([])
+        model, history = train(
+            data.every,
+            empty,
+            dataclasses.replace(settings, epochs=epochs),
+            data.encoding,
+            callbacks,
+            None,
+            on_member,
+        )
+        return model, probed + history, half_widths
     model, history = train(
         data.train, data.validation, settings, data.encoding, callbacks, summary, on_member
     )
-    half_widths = {}
-    if settings.levels:
-        errors = data.validation.truth - _forecast(model, data, data.validation, settings)
-        errors = errors / data.error_scale[data.validation.series][:, None]
-        half_widths = intervals.widths(errors, settings.levels)
-    return model, history, half_widths
+    return model, history, _calibrate(model, data, settings)
+
+
+def _calibrate(model, data: Prepared, settings: ForecastSettings) -> dict:
+    """The intervals' half-widths per level, from `model`'s errors on the validation windows."""
+    if not settings.levels:
+        return {}
+    errors = data.validation.truth - _forecast(model, data, data.validation, settings)
+    errors = errors / data.error_scale[data.validation.series][:, None]
+    return intervals.widths(errors, settings.levels)
 
 
 def forecast_with_bands(model, data: Prepared, w: Windows, settings, half_widths):
@@ -267,7 +313,7 @@ def _memory(model, data: Prepared):
     None for a network with future or static inputs (`rnnkit.explain.memory` reads one)."""
     if isinstance(data.train.model_inputs(), list):
         return None
-    x = next(w.x for w in (data.test, data.validation, data.train) if len(w))
+    x = next(w.model_inputs() for w in (data.test, data.validation, data.train) if len(w))
     return memory_horizon(model, x)
 
 
@@ -278,8 +324,9 @@ def _forecast(model, data: Prepared, w: Windows, settings: ForecastSettings) -> 
         ahead_rows = np.stack(
             [data.scaled.inputs[s][f : f + settings.horizon] for s, f in zip(w.series, w.first)]
         )  # (n, horizon, features)
-    scaled = forecast_scaled(model, w, settings, data.panel.target_index, ahead_rows)
-    return scaled * data.scaled.spread[w.series][:, None] + data.scaled.center[w.series][:, None]
+    levels = forecast_scaled(model, w, settings, data.panel.target_index, ahead_rows)
+    rows = w.first[:, None] + np.arange(settings.horizon)  # (n, horizon)
+    return data.scaled.values(levels, w.series, rows)
 
 
 def _persistence(data: Prepared, w: Windows, settings) -> np.ndarray:
@@ -431,6 +478,12 @@ def metadata(data: Prepared, settings: ForecastSettings, half_widths: dict) -> d
         "static_cols": [] if panel.static is None else list(panel.static.columns),
         "intervals": {f"{k:g}": [float(v) for v in w] for k, w in half_widths.items()},
         "step": step_name(panel.dates[0]),
+        "normalize": settings.normalize,
+        "deseason": settings.deseason,
+        "season": settings.season,
+        "season_indices": None
+        if data.scaled.indices is None
+        else {n: [float(v) for v in i] for n, i in zip(panel.ids, data.scaled.indices)},
     }
 
 

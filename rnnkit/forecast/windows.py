@@ -53,8 +53,9 @@ def train_horizon(settings: ForecastSettings) -> int:
 def too_short(rows: int, part: Cut, settings: ForecastSettings) -> str | None:
     """Why a series of `rows` rows cannot be used, or None."""
     need = settings.window + train_horizon(settings)
-    if part.train_end < need:
-        held = rows - part.train_end
+    end = part.val_end if settings.retrain_all else part.train_end  # rows the model fits
+    if end < need:
+        held = rows - end
         return (
             f"{rows} rows: {held} are held out for validation and test, and a window of "
             f"{settings.window} plus a horizon of {train_horizon(settings)} needs {need} more "
@@ -69,12 +70,17 @@ class Scaled:
 
     Attributes:
         inputs: per series `(rows, features)` float32: the standardised features, then
-            the calendar's sin and cos when there are dates.
-        target: per series `(rows,)` float64, the standardised target.
+            the calendar's sin and cos when there are dates. With `log`, the target's
+            column holds the target's log (deseasonalised) instead.
+        target: per series `(rows,)` float64, the target in network units.
         center, spread: per series, the target's mean and spread on its training rows:
-            `value = scaled * spread + center`.
+            `value = scaled * spread + center` (0 and 1 with `log`).
         scalers: per series, its `StandardScaler` config (saved with the model).
         future_index: the columns of `inputs` holding the future covariates.
+        log: the target is `log(y / index)`, and each window is read relative to its last
+            row (`normalize="log-window"`).
+        indices: per series, its multiplicative seasonal indices `(season,)`, or None.
+        target_col: the target's column in `inputs` (-1 when it is not an input).
     """
 
     inputs: list[np.ndarray]
@@ -83,6 +89,21 @@ class Scaled:
     spread: np.ndarray
     scalers: list[dict]
     future_index: list[int]
+    log: bool = False
+    indices: list | None = None
+    target_col: int = -1
+
+    def values(self, levels: np.ndarray, series: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Network-unit levels `(n, horizon)` of `series` `(n,)` at row numbers `rows`
+        `(n, horizon)` back in the table's units."""
+        if not self.log:
+            return levels * self.spread[series][:, None] + self.center[series][:, None]
+        out = np.exp(levels)
+        if self.indices is not None and len(series):
+            season = len(self.indices[0])
+            factors = np.stack([self.indices[s] for s in series])  # (n, season)
+            out = out * np.take_along_axis(factors, rows % season, axis=1)
+        return out
 
 
 def fit_scalers(panel: Panel, cuts: list[Cut]) -> list[dict]:
@@ -96,23 +117,68 @@ def fit_scalers(panel: Panel, cuts: list[Cut]) -> list[dict]:
     return configs
 
 
-def scale(panel: Panel, scalers: list[dict], calendar: bool) -> Scaled:
-    """`panel` in network units with the given per-series scalers (`fit_scalers`)."""
+def scale(
+    panel: Panel, scalers: list[dict], calendar: bool, normalize: str = "series", indices=None
+) -> Scaled:
+    """`panel` in network units with the given per-series scalers (`fit_scalers`).
+
+    `normalize="log-window"` takes the target's log (divided first by its seasonal
+    `indices`, one `(season,)` array per series, when given): a global model then reads
+    every series on one scale, and each window relative to its last row.
+    """
+    log = normalize == "log-window"
+    if log:
+        _check_positive(panel)
     inputs, targets, centers, spreads = [], [], [], []
-    for values, target, dates, config in zip(panel.values, panel.target, panel.dates, scalers):
+    for s, (values, target, dates, config) in enumerate(
+        zip(panel.values, panel.target, panel.dates, scalers)
+    ):
         scaler = scaler_from_config(config)
         i = panel.target_index if panel.target_index >= 0 else len(panel.names)
         center, spread = float(scaler.shift[i]), float(scaler.scale[i])
         features = len(panel.names)
         scaled = (values - scaler.shift[:features]) / scaler.scale[:features]  # (rows, F)
+        if log:
+            rows = np.arange(len(target))
+            index = 1.0 if indices is None else indices[s][rows % len(indices[s])]
+            level = np.log(target / index)
+            center, spread = 0.0, 1.0
+            scaled[:, panel.target_index] = level
+        else:
+            level = (target - center) / spread
         if calendar and has_calendar(dates):
             scaled = np.column_stack([scaled, calendar_features(dates)])
         inputs.append(scaled.astype(np.float32))
-        targets.append((target - center) / spread)
+        targets.append(level)
         centers.append(center)
         spreads.append(spread)
     future_index = [panel.names.index(c) for c in panel.future]
-    return Scaled(inputs, targets, np.array(centers), np.array(spreads), scalers, future_index)
+    return Scaled(
+        inputs,
+        targets,
+        np.array(centers),
+        np.array(spreads),
+        scalers,
+        future_index,
+        log=log,
+        indices=None if indices is None else [np.asarray(i, dtype=np.float64) for i in indices],
+        target_col=panel.target_index,
+    )
+
+
+def _check_positive(panel: Panel) -> None:
+    if panel.target_index < 0:
+        raise ValueError(
+            "normalize='log-window' reads each window relative to the target's last value, "
+            "so the target must be one of the inputs; add it to --features."
+        )
+    for name, target in zip(panel.ids, panel.target):
+        if (target <= 0).any():
+            raise ValueError(
+                f"normalize='log-window' takes the target's log, and series {name!r} has a "
+                f"value of {target.min():g}; every value must be above 0. Use --normalize "
+                "series for targets that reach 0 or below."
+            )
 
 
 @dataclass
@@ -142,18 +208,40 @@ class Windows:
     ahead: np.ndarray | None = None
     codes: np.ndarray | None = None
     numbers: np.ndarray | None = None
+    relative: int = -1  # a column the network reads minus its value at the window's last row
 
     def __len__(self) -> int:
         return len(self.x)
 
+    def subset(self, rows) -> Windows:
+        """The windows at positions `rows`."""
+        rows = np.asarray(rows, dtype=int)
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return Windows(
+            self.x[rows],
+            self.y[rows],
+            self.truth[rows],
+            self.series[rows],
+            self.first[rows],
+            self.base[rows],
+            pick(self.ahead),
+            pick(self.codes),
+            pick(self.numbers),
+            self.relative,
+        )
+
     def model_inputs(self):
         """What the network takes: `x`, or `[x, ahead (flattened), codes, numbers]`, those
         it has, in that order (`model.build_network`'s inputs)."""
+        x = self.x
+        if self.relative >= 0:
+            x = x.copy()
+            x[:, :, self.relative] -= x[:, -1:, self.relative]  # (n, window): 0 at the end
         extra = []
         if self.ahead is not None:
             extra.append(self.ahead.reshape(len(self.ahead), -1))  # (n, horizon * future)
         extra += [a for a in (self.codes, self.numbers) if a is not None]
-        return [self.x, *extra] if extra else self.x
+        return [x, *extra] if extra else x
 
 
 def windows(
@@ -203,6 +291,7 @@ def windows(
         if scaled.future_index:
             empty.ahead = np.zeros((0, horizon, len(scaled.future_index)), np.float32)
         empty.codes, empty.numbers = (None if a is None else a[:0] for a in static)
+        empty.relative = scaled.target_col if scaled.log else -1
         return empty
     series = np.concatenate(parts["series"])
     return Windows(
@@ -215,4 +304,5 @@ def windows(
         ahead=np.concatenate(parts["ahead"]) if parts["ahead"] else None,
         codes=None if static[0] is None else static[0][series],
         numbers=None if static[1] is None else static[1][series],
+        relative=scaled.target_col if scaled.log else -1,
     )
