@@ -8,7 +8,13 @@ import click
 
 from rnnkit._task import memory_sentence
 from rnnkit.cli._common import progress, set_threads, training_options, user_errors
-from rnnkit.forecast.settings import CELLS, LOSSES, STRATEGIES, ForecastSettings
+from rnnkit.forecast.settings import (
+    CELLS,
+    LOSSES,
+    NORMALIZATIONS,
+    STRATEGIES,
+    ForecastSettings,
+)
 
 
 def _columns(values) -> list[str] | None:
@@ -123,6 +129,27 @@ DEFAULTS = ForecastSettings()
     default=DEFAULTS.loss,
     show_default=True,
     type=click.Choice(list(LOSSES)),
+)
+@click.option(
+    "--normalize",
+    default=DEFAULTS.normalize,
+    show_default=True,
+    type=click.Choice(list(NORMALIZATIONS)),
+    help="series: standardise each series on its training rows; log-window: log values, each "
+    "window relative to its last row (many series of different levels and trends).",
+)
+@click.option(
+    "--deseason/--no-deseason",
+    default=DEFAULTS.deseason,
+    show_default=True,
+    help="Take out each series' multiplicative seasonality (lag --season) before the network "
+    "and put it back after (with --normalize log-window).",
+)
+@click.option(
+    "--retrain-all/--no-retrain-all",
+    default=DEFAULTS.retrain_all,
+    show_default=True,
+    help="After early stopping picks the epochs, train again on every row, validation included.",
 )
 @click.option(
     "--backtest",

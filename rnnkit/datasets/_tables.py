@@ -53,16 +53,18 @@ def stocks(symbol: str | None = None) -> pd.DataFrame:
 
 def us_employment() -> pd.DataFrame:
     """US employment by industry, monthly 2006-01 to 2015-12, in thousands (BLS, seasonally
-    adjusted; via `vega_datasets`): 23 series stacked in a long table for a global forecast.
+    adjusted; via `vega_datasets`): 22 series stacked in a long table for a global forecast.
+    (The source's `nonfarm_change`, the month-on-month change of `nonfarm`, is left out: it
+    is derived from another series, not an industry.)
 
     Columns: `industry` (the series), `month` (its first day), `employment`.
 
     Example:
         >>> frame = us_employment()
         >>> frame.shape, frame["industry"].nunique()
-        ((2760, 3), 23)
+        ((2640, 3), 22)
     """
-    wide = load_csv(_vega_file("us-employment"), date_col="month")
+    wide = load_csv(_vega_file("us-employment"), date_col="month").drop(columns="nonfarm_change")
     long = wide.melt(id_vars="month", var_name="industry", value_name="employment")
     return long[["industry", "month", "employment"]].reset_index(drop=True)
 
