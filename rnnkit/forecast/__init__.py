@@ -5,10 +5,10 @@
           --> the next `horizon` values, with intervals
 
 One module per concept: `data` (the table and its column rule), `windows` (the cut, the
-scaling, windows that never cross series), `model` (the network, training, the
-strategies), `intervals` (split conformal), `metrics`, `baselines`, `train` (a run and
-its scores), `backtest` (rolling origins), `predict` (a saved model on new rows),
-`plots`, `benchmark` (`rnnkit bench m3`).
+scaling, log windows, windows that never cross series), `seasonal` (multiplicative
+indices), `model` (the network, training, the strategies), `intervals` (split conformal),
+`metrics`, `baselines`, `train` (a run and its scores), `backtest` (rolling origins),
+`predict` (a saved model on new rows), `plots`, `benchmark` (`rnnkit bench m3`).
 
 By default the network predicts the *change* from the last observed value rather than
 the value itself (`predict_change`), and sees the day of the year as a point on a

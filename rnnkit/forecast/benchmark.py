@@ -267,6 +267,9 @@ def _one_frequency(competition, stats: bool, say) -> FrequencyResult:
     began = time.perf_counter()
     naive = baselines.seasonal_naive_many(histories, competition.horizon, season)
     methods["seasonal naive"] = scored(naive, time.perf_counter() - began)
+    began = time.perf_counter()
+    last = baselines.persistence_many(histories, competition.horizon)
+    methods["persistence"] = scored(last, time.perf_counter() - began)
     if stats:
         try:
             found = baselines.statistical(dict(zip(ids, histories)), competition.horizon, season)
