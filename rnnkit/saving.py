@@ -5,10 +5,13 @@
     model.save_weights("model.weights.h5")        # weights only
     model.load_weights("model.weights.h5")        # into a model built like the saved one
 
-The files are rnnkit's own format, not Keras'. Any file name works, including Keras'
-spellings ("model.keras", "x.weights.h5") so that Keras code runs with only its import
-changed, but the content is rnnkit's: Keras cannot read these files and rnnkit cannot read
-Keras'. A model file is a zip archive:
+`save_model` writes rnnkit's own format for every name but "*.keras", which gets Keras 3's
+`.keras` format (rnnkit.keras_io.keras_file), so that `keras.saving.load_model` opens it.
+`load_model` tells the formats apart by content: rnnkit's archive, a Keras 3 `.keras` file,
+or a Keras 2 / tf.keras HDF5 model (rnnkit.keras_io.legacy_h5); Keras files pass through an
+allowlist of the classes rnnkit implements, and nothing named in them is imported or run.
+Weights files are rnnkit's whatever the suffix (".weights.h5" holds safetensors too).
+An rnnkit model file is a zip archive:
 
     rnnkit.json            {"format": "rnnkit.model", "format_version": 1,
                             "rnnkit_version": ..., "torch_version": ...}
@@ -90,7 +93,8 @@ def save_model(model, filepath, overwrite=True) -> None:
     Args:
         model: a `Sequential` or functional `Model` (or a class of yours with
             get_config/from_config, loaded with `custom_objects=`).
-        filepath: the file to write; any name ("model.rnnkit", "model.keras"), rnnkit's format.
+        filepath: the file to write: "model.keras" in Keras 3's format, any other name
+            ("model.rnnkit") in rnnkit's.
         overwrite: replace an existing file (default); False raises FileExistsError instead.
 
     A compiled model also keeps its optimizer, loss and metrics, and the optimizer's state
@@ -108,6 +112,10 @@ def save_model(model, filepath, overwrite=True) -> None:
         >>> [w.shape for w in load_model(path).get_weights()]
         [(3, 2), (2,)]
     """
+    if os.fspath(filepath).lower().endswith(".keras"):
+        from rnnkit import keras_io
+
+        return keras_io.save_keras(model, filepath, overwrite)
     config = _to_json(layers.serialize(model), f"model '{model.name}': get_config()")
     compile_config = _compile_config(model) if getattr(model, "compiled", False) else None
     metadata = getattr(model, "metadata", None)
@@ -125,10 +133,11 @@ def save_model(model, filepath, overwrite=True) -> None:
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Rebuild a model that `save_model` (or `model.save`) wrote.
+    """Rebuild a model that `save_model` (or `model.save`), Keras 3 or Keras 2 wrote.
 
     Args:
-        filepath: the file `model.save(...)` wrote.
+        filepath: the file `model.save(...)` wrote: rnnkit's, a Keras 3 `.keras` file or a
+            Keras 2 / tf.keras `.h5` model file.
         custom_objects: `{"ClassName": cls, "function_name": fn}` for layers, losses,
             metrics or optimizers of your own.
         compile: compile the model as it was saved and restore the optimizer's state;
@@ -141,13 +150,19 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         >>> from rnnkit.layers import Dense
         >>> model = Sequential([Dense(1, input_shape=(2,))])
         >>> model.compile(optimizer="adam", loss="mse")
-        >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.rnnkit")
         >>> model.save(path)
         >>> load_model(path).loss
         MeanSquaredError(name='mse')
     """
     del safe_mode
     custom_objects = custom_objects or {}
+    kind = _file_kind(filepath)
+    if kind != "rnnkit":
+        from rnnkit import keras_io
+
+        load = keras_io.load_keras if kind == "keras" else keras_io.load_legacy_h5
+        return load(_existing_file(filepath), custom_objects, compile)
     with _open_archive(filepath, (MODEL_FORMAT,)) as archive:
         path = archive.path
         config = archive.json("config.json")
@@ -160,6 +175,23 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if "metadata.json" in archive:
             model.metadata = _metadata(archive)
     return model
+
+
+def _file_kind(filepath) -> str:
+    """ "keras" for a Keras 3 .keras zip, "h5" for an HDF5 file, else "rnnkit" (by content)."""
+    path = _existing_file(filepath)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "h5"
+    if not head.startswith(b"PK") or not zipfile.is_zipfile(path):
+        return "rnnkit"
+    with contextlib.suppress(zipfile.BadZipFile, OSError):
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+        if MANIFEST not in names and {"config.json", "model.weights.h5"} <= names:
+            return "keras"
+    return "rnnkit"
 
 
 def _model_sized_by_file(path: str, config, weights: dict, custom_objects: dict):
@@ -1042,10 +1074,10 @@ def _check_manifest(archive: _Archive, formats: tuple[str, ...]) -> None:
     if MANIFEST not in archive:
         if {"metadata.json", "model.weights.h5"} & set(archive.names()):
             raise ValueError(
-                f"'{path}' looks like a Keras .keras file (it holds "
-                f"{', '.join(archive.names())} and no {MANIFEST}). rnnkit reads only its own "
-                "format. To bring a Keras model over, load it with keras.saving.load_model(path) "
-                "and copy its weights: rnnkit_model.set_weights(keras_model.get_weights())."
+                f"'{path}' is a Keras .keras file (it holds {', '.join(archive.names())} and "
+                f"no {MANIFEST}), which this function does not read. Load the whole model "
+                "with rnnkit.load_model(path), then copy its weights if you need them in "
+                "another model: model.set_weights(loaded.get_weights())."
             )
         raise ValueError(
             f"'{path}' is a zip archive without {MANIFEST}, so rnnkit did not write it; rnnkit "
@@ -1127,7 +1159,8 @@ def _what_it_looks_like(head: bytes) -> str | None:
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return (
             "It is an HDF5 file, as Keras writes for .h5 models and .weights.h5 weights; "
-            "rnnkit reads only the files its own model.save and model.save_weights write."
+            "rnnkit.load_model(path) reads a Keras 2 .h5 model, and rnnkit's weights files "
+            "are the ones its own model.save_weights writes."
         )
     if head.startswith(b"PK"):
         return (

@@ -94,7 +94,7 @@ def test_loaded_model_predicts_exactly_as_saved(tmp_path, make):
 
 def test_archive_layout_and_weights_readable_by_safetensors(tmp_path):
     model = _sequential()
-    path = tmp_path / "model.keras"  # a Keras spelling; the content is rnnkit's
+    path = tmp_path / "model.rnnkit"  # ".keras" would write Keras' format (test_keras_io)
     rnnkit.Model.save(model, path)
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == ["rnnkit.json", "config.json", "model.safetensors"]
@@ -294,19 +294,20 @@ def test_truncated_zip(saved):
         load_model(saved)
 
 
-def test_keras_archive(tmp_path):
+def test_keras_archive_loads_as_a_model_not_as_weights(tmp_path):
     keras_model = keras.Sequential([keras.Input((T, D)), keras.layers.SimpleRNN(4)])
     path = tmp_path / "model.keras"
     keras_model.save(path)
-    with pytest.raises(ValueError, match=r"looks like a Keras \.keras file.*only its own format"):
-        load_model(path)
+    model = load_model(path)  # tests/test_keras_io.py compares the outputs
+    with pytest.raises(ValueError, match=r"is a Keras \.keras file.*rnnkit\.load_model\(path\)"):
+        model.load_weights(path)
 
 
 def test_keras_hdf5_weights(tmp_path):
     keras_model = keras.Sequential([keras.Input((T, D)), keras.layers.SimpleRNN(4)])
     path = tmp_path / "model.weights.h5"
     keras_model.save_weights(path)
-    with pytest.raises(ValueError, match="It is an HDF5 file"):
+    with pytest.raises(ValueError, match="HDF5 file without model_config.*weights-only"):
         load_model(path)
     with pytest.raises(ValueError, match="neither an rnnkit weights file.*HDF5"):
         _sequential().load_weights(path)
