@@ -8,6 +8,7 @@ from rnnkit.cli.bench import bench
 from rnnkit.cli.classify import classify
 from rnnkit.cli.demo import demo
 from rnnkit.cli.explain import explain
+from rnnkit.cli.export import export
 from rnnkit.cli.forecast import forecast
 from rnnkit.cli.generate import generate
 from rnnkit.cli.predict import predict
@@ -20,7 +21,7 @@ def main() -> None:
     """Recurrent neural networks you can read, check against Keras, and train on PyTorch."""
 
 
-for command in (forecast, classify, generate, tag, predict, explain, demo, bench):
+for command in (forecast, classify, generate, tag, predict, explain, export, demo, bench):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,6 +65,8 @@ def missing(*tensors: torch.Tensor | None) -> str | None:
     """Why the compiled loops cannot run on these tensors, or None when they can."""
     if LIBRARY is None:
         return BUILD
+    if torch.compiler.is_compiling():  # torch.export / torch.compile cannot look inside ctypes
+        return "traced by torch.export or torch.compile, which cannot see into the compiled loops"
     dtypes = set()
     for t in tensors:
         if t is None:

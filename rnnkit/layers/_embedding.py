@@ -96,6 +96,8 @@ class Embedding(Layer):
             )
         if in_graph() or inputs.is_meta:  # fit checked all ids before recording a CUDA graph;
             return inputs.long()  # a meta tensor (a model sized before it is built) has none
+        if torch.compiler.is_compiling():  # torch.export traces no values to check
+            return inputs.long()
         if inputs.is_floating_point():
             if not torch.equal(inputs, inputs.round()):
                 bad = inputs[inputs != inputs.round()].flatten()[:3].tolist()

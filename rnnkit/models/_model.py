@@ -334,6 +334,31 @@ class Model(Layer):
             return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
         return np.concatenate(outs)
 
+    # ----------------------------------------------------------------- export
+    def export(self, filepath, format="onnx"):  # noqa: A002 (Keras 3's argument name)
+        """Write the model for inference engines; returns the path written.
+
+        Args:
+            filepath: where to write, e.g. `"model.onnx"`.
+            format: `"onnx"`: an ONNX graph with dynamic batch and time axes, which ONNX
+                Runtime runs with the numbers `predict` gives (see `rnnkit.export`).
+
+        Example:
+            >>> import os, tempfile
+            >>> from rnnkit.layers import GRU, Dense, Input
+            >>> inputs = Input(shape=(14, 6))
+            >>> model = Model(inputs, Dense(1)(GRU(16)(inputs)))
+            >>> path = model.export(os.path.join(tempfile.mkdtemp(), "m.onnx"))
+        """
+        if format != "onnx":
+            raise ValueError(
+                f"Model '{self.name}'.export: format={format!r} is not one rnnkit writes; use "
+                "format='onnx' (or model.save('m.keras') for Keras' own format)."
+            )
+        from rnnkit.export import export_onnx
+
+        return export_onnx(self, filepath)
+
     # ---------------------------------------------------------------- summary
     def summary(self, line_length=None, print_fn=None, show_trainable=False):
         """Print the layers, output shapes and parameter counts, as Keras does."""
