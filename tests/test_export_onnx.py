@@ -243,3 +243,18 @@ def test_refuses_unknown_format(tmp_path):
     model = sequence_model(GRU(2))
     with pytest.raises(ValueError, match=r"format='tflite'.*'onnx'"):
         model.export(tmp_path / "m.tflite", format="tflite")
+
+
+def test_all_padding_row_and_what_left_padding_does(tmp_path):
+    """A row of padding only gives zeros, as predict does. Left padding is outside what the
+    export supports: the graph counts real steps and reads the first ones (documented in
+    rnnkit.export.onnx_graph), so its numbers differ from predict's."""
+    model = Sequential(
+        [Input(shape=(None,), dtype="int64"), Embedding(10, 3, mask_zero=True), LSTM(4)]
+    )
+    session = _session(model.export(tmp_path / "m.onnx"))
+    name = session.get_inputs()[0].name
+    right = np.array([[1, 2, 3, 0], [0, 0, 0, 0]])
+    np.testing.assert_allclose(session.run(None, {name: right})[0], model.predict(right), atol=1e-5)
+    left = np.array([[0, 0, 2, 3]])
+    assert not np.allclose(session.run(None, {name: left})[0], model.predict(left), atol=1e-5)
