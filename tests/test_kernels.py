@@ -379,3 +379,18 @@ def test_inference_runs_no_autograd_node_and_equals_the_reference_loop(activatio
     for g, w in zip(got, want, strict=True):
         assert g.grad_fn is None
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["SimpleRNN", "GRU", "LSTM"])
+def test_an_expanded_input_runs_as_its_copy(cell):
+    """RepeatVector hands the next layer an expanded view (stride 0 over time); at batch 1
+    the fast loops once refused it as a non-contiguous buffer."""
+    from rnnkit import layers as rnnkit_layers
+
+    layer = getattr(rnnkit_layers, cell)(4, return_sequences=True)
+    x = torch.randn(1, 3)
+    expanded = x.unsqueeze(1).expand(-1, 5, -1)  # (1, 5, 3), not contiguous
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            layer(expanded).numpy(), layer(expanded.contiguous()).numpy()
+        )

@@ -74,7 +74,7 @@ def _forward(x, kernel, b_in, b_rec, h0, recurrent_kernel, mask, act_name, sigma
         # the candidate's pre-activation doubled, exactly: tanh(p) = 2 sigmoid(2p) - 1
         act, scale, w_h = _tanh_of_twice(x), 2, w_h * 2
         b_h = b_h * 2 if b_h is not None else None
-    x_tm = x.transpose(0, 1).reshape(steps * batch, features)  # time-major rows
+    x_tm = x.transpose(0, 1).contiguous().view(steps * batch, features)  # time-major rows
     # zrh[t] = [x W_zr + b_zr + b'_zr, b'_h]: each step's one GEMM h U accumulates in place,
     # then σ turns the first two blocks into z and r. xh = x W_h + b_h becomes n in place.
     zrh = x.new_empty(steps, batch, 3 * units)

@@ -116,7 +116,7 @@ def _forward(x, kernel, bias, h0, recurrent_kernel, mask, activation):
         # ... or 2z, from doubled weights, for tanh(z) = 2 sigmoid(2z) - 1
         act, w, u = _tanh_of_twice(x), kernel * 2, recurrent_kernel * 2
         b = bias * 2 if bias is not None else None
-    x_tm = x.transpose(0, 1).reshape(steps * batch, features)  # time-major rows
+    x_tm = x.transpose(0, 1).contiguous().view(steps * batch, features)  # time-major rows
     # Row t of each buffer is step t = 1..T; row 0 of the states is h_0, so h_{t-1} for
     # every step is a view in the backward pass, not a concatenation. a_t = (x W + b)_t +
     # h_{t-1} U is accumulated in place on the projection, one GEMM for all steps (or, with
