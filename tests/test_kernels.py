@@ -391,6 +391,4 @@ def test_an_expanded_input_runs_as_its_copy(cell):
     x = torch.randn(1, 3)
     expanded = x.unsqueeze(1).expand(-1, 5, -1)  # (1, 5, 3), not contiguous
     with torch.no_grad():
-        np.testing.assert_array_equal(
-            layer(expanded).numpy(), layer(expanded.contiguous()).numpy()
-        )
+        np.testing.assert_array_equal(layer(expanded).numpy(), layer(expanded.contiguous()).numpy())
