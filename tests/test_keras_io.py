@@ -208,3 +208,16 @@ def test_other_suffixes_stay_rnnkit_format(tmp_path):
         "metadata.json",
         "model.weights.h5",
     ]
+
+
+def test_rnnkit_metadata_travels_in_the_keras_file_and_keras_still_opens_it(tmp_path):
+    """A model from `rnnkit forecast` keeps what `rnnkit predict` needs (its metadata) through
+    a .keras file; Keras ignores the extra key in metadata.json."""
+    model = rnnkit.Sequential([rnnkit.layers.Input((4, 2)), rnnkit.layers.GRU(3)])
+    model.metadata = {"task": "forecast", "window": 4, "scalers": {"a": [1.5, 2.0]}}
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert rnnkit.load_model(path).metadata == model.metadata
+    x = np.random.default_rng(0).normal(size=(2, 4, 2)).astype("float32")
+    theirs = keras.saving.load_model(path)
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), model.predict(x), atol=ATOL)

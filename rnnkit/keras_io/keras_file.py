@@ -1,6 +1,8 @@
 """Keras 3's `.keras` file, read and written: a zip of three members.
 
-    metadata.json      {"keras_version": "3.15.1", "date_saved": ...}
+    metadata.json      {"keras_version": "3.15.1", "date_saved": ...; rnnkit adds
+                       "rnnkit_metadata": model.metadata when it has one (a forecast's
+                       scalers, a tokenizer), which Keras leaves alone}
     config.json        the model: {"module", "class_name", "config", ..., "compile_config"}
     model.weights.h5   HDF5: each weight at the path `_paths` gives ("layers/dense/vars/0"),
                        the optimizer's variables at "optimizer/vars/0", ...: iterations,
@@ -46,6 +48,7 @@ def load_keras(path: str, custom_objects: dict | None = None, compile: bool = Tr
             )
         config = archive.json("config.json")
         weights = archive.read("model.weights.h5")
+        about = archive.json("metadata.json") if "metadata.json" in archive else {}
     if not isinstance(config, dict):
         raise ValueError(f"'{path}': config.json holds {type(config).__name__}, not an object.")
     where = f"'{path}': config.json"
@@ -60,6 +63,9 @@ def load_keras(path: str, custom_objects: dict | None = None, compile: bool = Tr
             _compile(model, compile_config, where, custom_objects)
             if "optimizer" in h5:
                 _restore_optimizer(model, h5, path)
+    extra = about.get("rnnkit_metadata") if isinstance(about, dict) else None
+    if isinstance(extra, dict):
+        model.metadata = extra
     return model
 
 
@@ -213,6 +219,10 @@ def save_keras(model, filepath, overwrite: bool = True) -> None:
         "keras_version": KERAS_VERSION,
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
     }
+    if getattr(model, "metadata", None):  # what rnnkit's commands need to use the model
+        metadata["rnnkit_metadata"] = json.loads(
+            saving._to_json(model.metadata, f"model '{model.name}': metadata")
+        )
     with saving._zip_writer(filepath, overwrite) as archive:
         archive.writestr("metadata.json", json.dumps(metadata))
         archive.writestr("config.json", json.dumps(config))
