@@ -25,7 +25,7 @@ def plot_forecast(result) -> bytes:
     else:
         columns = 2 if len(shown) > 1 else 1
         rows = int(np.ceil(len(shown) / columns))
-        figure = Figure(figsize=(11, 2.8 * rows + 0.6), dpi=100)
+        figure = Figure(figsize=(11, 2.8 * rows + 0.8), dpi=100, layout="constrained")
         axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
         owners = np.asarray(result.test_ids)
         for axis, name in zip(axes, shown):
@@ -35,8 +35,14 @@ def plot_forecast(result) -> bytes:
             axis.set_visible(False)
         more = f" (the first {len(shown)} of {len(ids)} series)" if len(ids) > len(shown) else ""
         figure.suptitle(f"{result.metrics['target']}: test forecasts{more}")
-        axes[0].legend(loc="best", fontsize=8)
-    figure.autofmt_xdate()
+        handles, labels = axes[0].get_legend_handles_labels()  # one legend for all panels
+        figure.legend(
+            handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+            frameon=False,
+        )  # fmt: skip
+    one_window = len(ids) > 1 and len(result.test_ids) == len(ids)  # x: steps ahead
+    if result.test_dates is not None and not one_window:
+        figure.autofmt_xdate()  # dates along the axis
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
@@ -45,6 +51,8 @@ def plot_forecast(result) -> bytes:
 def _one(axes, result, rows, title: bool) -> None:
     """One series' test windows: with one window its whole horizon, else each window's
     last step (the furthest ahead) over time."""
+    from matplotlib.ticker import MaxNLocator
+
     metrics = result.metrics
     horizon = result.settings.horizon
     if len(rows) == 1:  # one window (the M-competition split): the horizon is the x axis
@@ -54,6 +62,7 @@ def _one(axes, result, rows, title: bool) -> None:
         persistence = result.test_persistence[row]
         bands = {k: (lo[row], hi[row]) for k, (lo, hi) in result.test_bands.items()}
         axes.set_xlabel("steps ahead")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         step = horizon - 1  # the last step of the horizon
         dates = result.test_dates
