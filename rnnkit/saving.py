@@ -69,7 +69,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from rnnkit import layers, losses, metrics, optimizers
+from rnnkit import distribution, layers, losses, metrics, optimizers
 from rnnkit.layers._base import META_WEIGHTS, Layer, shape_str
 
 FORMAT_VERSION = 1  # raised only when readers of the older version could not read the files
@@ -87,6 +87,7 @@ _READER_OF = {
 # ------------------------------------------------------------------------------- models
 
 
+@distribution.rank_zero_writes
 def save_model(model, filepath, overwrite=True) -> None:
     """Save a model's architecture, weights and, if compiled, how it trains, to one file.
 
@@ -276,6 +277,7 @@ def _deserialize_model(config, custom_objects: dict):
 # ------------------------------------------------------------------------------ weights
 
 
+@distribution.rank_zero_writes
 def save_weights(model, filepath, overwrite=True) -> None:
     """Save only the weights, as one safetensors file (whatever the suffix, ".weights.h5" too).
 
@@ -567,6 +569,7 @@ def _check_optimizer_tensors(model, state: dict) -> None:
 # ---------------------------------------------------------------------------- checkpoints
 
 
+@distribution.rank_zero_writes
 def save_checkpoint(model, path, epoch, extra=None) -> None:
     """Save what resuming training needs to repeat the uninterrupted run exactly.
 

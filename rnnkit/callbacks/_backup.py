@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+from rnnkit import distribution
 from rnnkit.callbacks._base import Callback
 from rnnkit.callbacks._monitor import check_save_freq
 from rnnkit.saving import load_checkpoint, save_checkpoint
@@ -33,6 +34,8 @@ class BackupAndRestore(Callback):
     Put it last in `callbacks=[...]`: the backup then holds what the other callbacks
     changed at the end of the epoch (e.g. a learning rate ReduceLROnPlateau lowered).
     The callbacks' own counters (EarlyStopping's patience, ...) are not backed up.
+    On many processes (`rnnkit.distribution`) rank 0 writes the backup and every process
+    reads it, so `backup_dir` must be on a disk they share.
 
     Example:
         >>> backup = BackupAndRestore("backup/run1")
@@ -96,13 +99,16 @@ class BackupAndRestore(Callback):
             self._save(epoch, None)
 
     def _save(self, epoch, batch):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        if self.double_checkpoint and os.path.exists(self.checkpoint_path):
-            os.replace(self.checkpoint_path, self._previous_path)
+        if distribution.is_writer():  # the others wait in save_checkpoint until it is written
+            os.makedirs(self.backup_dir, exist_ok=True)
+            if self.double_checkpoint and os.path.exists(self.checkpoint_path):
+                os.replace(self.checkpoint_path, self._previous_path)
         save_checkpoint(self.model, self.checkpoint_path, epoch, extra={"batch": batch})
 
     def on_train_end(self, logs=None):
         if not self.delete_checkpoint:
+            return
+        if not distribution.is_writer():
             return
         for path in (self.checkpoint_path, self._previous_path):
             with contextlib.suppress(FileNotFoundError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 
+from rnnkit import distribution
 from rnnkit.callbacks._base import Callback
 
 
@@ -20,6 +21,8 @@ class CSVLogger(Callback):
         separator: the column separator.
         append: continue an existing file (e.g. a run resumed by `BackupAndRestore`)
             instead of overwriting it; the header is written only if the file is empty.
+
+    On many processes (`rnnkit.distribution`) rank 0 alone writes the file.
 
     Example:
         >>> logger = CSVLogger("training.csv")
@@ -45,6 +48,8 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self._existing_header = None
+        if not distribution.is_writer():  # rank 0 writes the file
+            return
         if self.append and os.path.exists(self.filename):
             with open(self.filename, newline="") as f:
                 self._existing_header = next(csv.reader(f, delimiter=self.sep), None)
@@ -55,6 +60,8 @@ class CSVLogger(Callback):
         self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if not distribution.is_writer():
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

@@ -161,6 +161,7 @@ class ArrayBatches:
         self.batch_size, self.shuffle = batch_size, shuffle
         self.steps, self.carry_over = steps, carry_over
         self.n = num_samples(x)
+        self.permute = torch.randperm  # each pass's order (data-parallel: rank 0's, sent)
         self._pass = None  # the pass epochs carry over, as an iterator of batches
         self._left = 0  # batches left in it
 
@@ -189,7 +190,7 @@ class ArrayBatches:
             self._pass = None
 
     def _one_pass(self):
-        order = torch.randperm(self.n) if self.shuffle else None
+        order = self.permute(self.n) if self.shuffle else None
         for start in range(0, self.n, self.batch_size):
             index = (
                 order[start : start + self.batch_size]

@@ -18,10 +18,12 @@ import warnings
 import torch
 
 from rnnkit import _tree, losses, metrics, optimizers
+from rnnkit import distribution as distribution_
 from rnnkit.callbacks._base import Callback, CallbackList, History
 from rnnkit.callbacks._progress import progress_logger
 from rnnkit.callbacks._stopping import TerminateOnNaN
 from rnnkit.layers._base import Layer, get_mask
+from rnnkit.training import _parallel
 from rnnkit.training._data import (
     ArrayBatches,
     check_count,
@@ -100,8 +102,9 @@ def _sorted(logs: dict) -> dict:
 class _Step:
     """Loss, metrics and their running means for one compiled model."""
 
-    def __init__(self, model):
+    def __init__(self, model, dp=None):
         self.model = model
+        self.dp = dp  # a DataParallel: each process steps on its slice of every batch
         self.loss_tracker = metrics.Mean(name="loss")
         # Walking every module for penalties and constraints costs more than a small model's
         # step; fit and evaluate build the model before making a _Step, so look once.
@@ -129,6 +132,8 @@ class _Step:
 
     def logs(self) -> dict[str, float]:
         """`{"loss": ..., metric names...}`, the loss first and metrics in compile order."""
+        if self.dp is not None:
+            return _parallel.global_logs(self, self.dp)
         out = {"loss": float(self.loss_tracker.result())}
         for m in self.model.compiled_metrics or []:
             out[m.name] = float(m.result())
@@ -154,6 +159,11 @@ class _Step:
     def track(self, x, y, sample_weight, loss, y_pred, mask):
         """Add a batch's loss and predictions to the loss tracker and the metrics."""
         self.loss_tracker.update_state(loss.detach(), sample_weight=num_samples(x))
+        self.track_metrics(y, sample_weight, y_pred, mask)
+
+    @torch.no_grad()
+    def track_metrics(self, y, sample_weight, y_pred, mask):
+        """Add a batch's predictions to the metrics."""
         unweighted = len(self.model.metric_identifiers)
         for i, m in enumerate(self.metric_list(y, y_pred)):
             weight = sample_weight if i >= unweighted else None
@@ -398,6 +408,9 @@ def fit_model(
     _check_validation_split(where, validation_split, x)
     device = model.weights_device()
     keep_freed_memory(device)
+    dp = distribution_.distribution()  # None: one process, the step below as it is
+    if dp is not None:
+        _parallel.check_model(model, batch_size, dp, where)
     split = validation_split if validation_data is None else 0.0  # Keras: the data wins
     data, held_out = _training_batches(
         model,
@@ -419,8 +432,13 @@ def fit_model(
     output_shape = _check_against_model(model, *data.peek()[:2])
     if val_data is not None:
         _check_against_model(model, *val_data.peek()[:2], where="fit (validation_data)")
+    if dp is not None:
+        dp.broadcast_weights(model)  # built now: every process starts from rank 0's weights
+        data = _parallel.ShardedBatches(data, dp)
+        val_data = None if val_data is None else _parallel.ShardedBatches(val_data, dp)
+        verbose = verbose if distribution_.is_writer() else 0
 
-    step = _Step(model)
+    step = _Step(model, dp)
     if step.trains:
         model.optimizer.build(model.trainable_weights)
     else:  # as Keras: the loss and metrics are measured, nothing is updated
@@ -430,7 +448,9 @@ def fit_model(
             UserWarning,
             stacklevel=3,
         )
-    graph = _graph_step(model, step, data, output_shape)
+    graph = _graph_step(model, step, data, output_shape) if dp is None else None
+    if dp is not None:
+        model.step_path = f"eager (data-parallel on {dp.world_size} processes)"
     params = {
         "epochs": epochs,
         "steps": data.num_batches,
@@ -438,6 +458,8 @@ def fit_model(
         "batch_size": batch_size,
     }
     callback_list = _fit_callbacks(model, callbacks, verbose, params)
+    if dp is not None:  # batch logs are a collective: every process makes them, or none
+        callback_list.wants_batch_logs = dp.all_reduce([callback_list.wants_batch_logs])[0] > 0
     model.stop_training = False
     model.initial_epoch = initial_epoch
     try:
@@ -556,6 +578,8 @@ def _train(model, step, graph, data, val_data, callback_list, epochs, validation
 def _train_step(model, step, graph, xb, yb, wb):
     """One batch: forward and backward (replayed from the CUDA graph where it takes the
     batch), metrics, the update and constraints. Returns the batch's loss."""
+    if step.dp is not None:
+        return _parallel.train_step(model, step, step.dp, xb, yb, wb)
     if graph is not None:
         run = graph.run if graph.takes(xb, yb, wb) else graph.eager
         loss, y_pred, mask = run(xb, yb, wb)
@@ -648,10 +672,15 @@ def _run_evaluation(step, data, callback_list):
         or "on_test_batch_end" in vars(c)  # set on the instance (LambdaCallback)
         for c in callback_list.callbacks
     )
+    if step.dp is not None:  # batch logs are a collective: every process makes them, or none
+        batch_logs = step.dp.all_reduce([batch_logs])[0] > 0
     with torch.no_grad():
         for batch, (xb, yb, wb) in enumerate(data):
             callback_list.on_test_batch_begin(batch)
-            step.forward(xb, yb, wb, training=False)
+            if step.dp is not None:
+                _parallel.test_step(step, step.dp, xb, yb, wb)
+            else:
+                step.forward(xb, yb, wb, training=False)
             callback_list.on_test_batch_end(batch, _sorted(step.logs()) if batch_logs else None)
     logs = step.logs()
     callback_list.on_test_end(_sorted(logs))
@@ -688,8 +717,12 @@ def evaluate_model(
         _check_arrays("evaluate", x, y, sample_weight)
     data = make_batches(x, y, sample_weight, batch_size, False, steps, device)
     _check_against_model(model, *data.peek()[:2])
+    dp = distribution_.distribution()  # many processes: each evaluates its slices
+    if dp is not None:
+        _parallel.check_model(model, batch_size, dp, "evaluate")
+        data = _parallel.ShardedBatches(data, dp)
     params = {"steps": data.num_batches, "verbose": verbose}
-    logs = _run_evaluation(_Step(model), data, CallbackList(callbacks or [], model, params))
+    logs = _run_evaluation(_Step(model, dp), data, CallbackList(callbacks or [], model, params))
     if return_dict:
         return _sorted(logs)
     values = list(logs.values())

@@ -1,0 +1,96 @@
+"""Worker processes for test_distributed.py (run as a script; the test starts it).
+
+    python tests/_distributed_worker.py train OUT    # 2 processes via distribution.launch
+    python tests/_distributed_worker.py die OUT      # one of 2, from the environment (RANK...)
+
+`run_all(out)` is also what the test runs on one process, as the reference.
+"""
+
+import datetime
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from rnnkit import Sequential, callbacks, distribution, optimizers
+from rnnkit.layers import GRU, LSTM, Dense, Embedding, Input
+
+
+def data(kind):
+    rng = np.random.default_rng(7)
+    if kind == "lstm":  # padded id sequences, right-padded with 0 (masked)
+        x = rng.integers(1, 20, size=(45, 7))
+        lengths = rng.integers(2, 8, size=45)
+        x[np.arange(7)[None, :] >= lengths[:, None]] = 0
+        return x, rng.integers(0, 3, size=45)
+    x = rng.normal(size=(37, 6, 3)).astype("float32")
+    return x, (x[:, :, 0].sum(1, keepdims=True) * 0.5).astype("float32")
+
+
+def build(kind, optimizer):
+    torch.manual_seed(0)
+    if kind == "lstm":
+        model = Sequential([Embedding(20, 8, mask_zero=True), LSTM(6), Dense(3, "softmax")])
+        loss, metric = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        model = Sequential([Input((6, 3)), GRU(5), Dense(1)])
+        loss, metric = "mse", ["mae"]
+    opt = optimizers.SGD(0.1) if optimizer == "sgd" else optimizers.Adam(0.01)
+    model.compile(optimizer=opt, loss=loss, metrics=metric)
+    return model
+
+
+def run_all(out):
+    """Four fits (masked Embedding+LSTM and GRU, SGD and Adam); writes one .npz per fit and
+    rank, and each rank's checkpoint and CSV under its own name."""
+    rank = dist.get_rank() if dist.is_initialized() else "single"
+    for kind in ("lstm", "gru"):
+        for optimizer in ("sgd", "adam"):
+            name = f"{kind}_{optimizer}"
+            x, y = data(kind)
+            model = build(kind, optimizer)
+            stop = callbacks.EarlyStopping("val_loss", patience=1, min_delta=0.05)
+            batch_size = 7 if kind == "lstm" else 8  # last batches of 3 and 5 rows: uneven
+            history = model.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=5,
+                verbose=0,
+                validation_split=0.2,
+                callbacks=[
+                    stop,
+                    callbacks.ModelCheckpoint(os.path.join(out, f"{name}_rank{rank}.rnnkit")),
+                    callbacks.CSVLogger(os.path.join(out, f"{name}_rank{rank}.csv")),
+                ],
+            )
+            evaluated = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+            np.savez(
+                os.path.join(out, f"{name}_rank{rank}.npz"),
+                *model.get_weights(),
+                history=json.dumps(history.history),
+                evaluated=json.dumps(evaluated),
+            )
+
+
+def die(out):
+    """Rank 1 dies after its first epoch; rank 0 must fail in its next collective."""
+    rank = int(os.environ["RANK"])
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=20))
+    x, y = data("gru")
+    model = build("gru", "sgd")
+    quit_ = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: rank == 1 and os._exit(3))
+    model.fit(x, y, batch_size=8, epochs=1000, verbose=0, callbacks=[quit_])
+    open(os.path.join(out, f"finished_rank{rank}"), "w").close()  # never reached
+
+
+if __name__ == "__main__":
+    command, out = sys.argv[1], sys.argv[2]
+    if command == "train":
+        distribution.launch(run_all, workers=2, args=(out,), timeout=60, threads=1)
+    else:
+        die(out)
