@@ -179,6 +179,21 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_to_writer(obj) -> list | None:
+    """Every process's `obj` (picklable), in rank order, on rank 0; None on the others.
+    One process: `[obj]`."""
+    if not is_initialized():
+        return [obj]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def rank() -> int:
+    """This process's rank; 0 without a process group."""
+    return dist.get_rank() if is_initialized() else 0
+
+
 def rank_zero_writes(save):
     """Run a saving function on rank 0 only; every process returns once the file is
     written (a barrier), so none reads it half-written."""

@@ -27,7 +27,8 @@ and the metadata `{"format": "rnnkit.weights", "format_version": "1", ...}`; its
 does not matter, so ".weights.h5" holds safetensors too. A training checkpoint
 (`save_checkpoint`, for BackupAndRestore) is an archive with format "rnnkit.checkpoint":
 the weights, the optimizer files, `rng.safetensors` and `checkpoint.json` (epoch, extra,
-the random number generators' states).
+the random number generators' states); saved by many processes, also each other rank's
+`rng.rank{r}.safetensors` and its states in checkpoint.json's `other_ranks`.
 
 Loading runs no code from the file: json and safetensors parse it, never pickle or
 torch.load. It stays bounded by the file: only a path to a regular file is opened, members
@@ -569,7 +570,6 @@ def _check_optimizer_tensors(model, state: dict) -> None:
 # ---------------------------------------------------------------------------- checkpoints
 
 
-@distribution.rank_zero_writes
 def save_checkpoint(model, path, epoch, extra=None) -> None:
     """Save what resuming training needs to repeat the uninterrupted run exactly.
 
@@ -577,6 +577,10 @@ def save_checkpoint(model, path, epoch, extra=None) -> None:
     JSON holds) and the state of every random number generator training draws from:
     torch's global CPU (and CUDA) generator, numpy's and Python's global ones, and the
     `torch.Generator` of each seeded layer (`layer._generator`, e.g. `Dropout(seed=...)`).
+
+    On many processes (`rnnkit.distribution`) every process must call it: rank 0 writes
+    one file holding every process's random state (each draws its own dropout masks, on
+    slices of different sizes), and all return once it is written.
     """
     if isinstance(epoch, bool) or not isinstance(epoch, int):
         raise TypeError(f"save_checkpoint: epoch must be an integer; got {epoch!r}.")
@@ -587,8 +591,23 @@ def save_checkpoint(model, path, epoch, extra=None) -> None:
             f"save_checkpoint: extra is stored as JSON, so it may hold only numbers, strings, "
             f"lists and dicts; {err}."
         ) from err
-    rng_tensors, rng_info = _rng_state(model)
-    info = _to_json({"epoch": epoch, "extra": extra, **rng_info}, "the checkpoint")
+    states = distribution.gather_to_writer(_rng_state(model))  # None except on rank 0
+    try:
+        if states is not None:
+            _write_checkpoint(model, path, epoch, extra, states)
+    finally:
+        distribution.barrier()  # none reads the file before it is complete
+
+
+def _write_checkpoint(model, path, epoch, extra, states) -> None:
+    """`states`: each rank's `_rng_state`; rank 0's in `rng.safetensors` and checkpoint.json
+    as on one process, rank r's in `rng.rank{r}.safetensors` and `other_ranks[r - 1]`."""
+    rng_tensors, rng_info = states[0]
+    other_ranks = [info for _, info in states[1:]]
+    info = {"epoch": epoch, "extra": extra, **rng_info}
+    if other_ranks:
+        info["other_ranks"] = other_ranks
+    info = _to_json(info, "the checkpoint")
     with _zip_writer(path, True) as archive:
         archive.writestr(MANIFEST, _manifest(CHECKPOINT_FORMAT))
         _write_tensors(archive, "model.safetensors", _weight_tensors(model))
@@ -596,6 +615,8 @@ def save_checkpoint(model, path, epoch, extra=None) -> None:
         if optimizer is not None and optimizer.built:
             _write_optimizer(archive, optimizer)
         _write_tensors(archive, "rng.safetensors", rng_tensors)
+        for r, (tensors, _) in enumerate(states[1:], start=1):
+            _write_tensors(archive, f"rng.rank{r}.safetensors", tensors)
         archive.writestr("checkpoint.json", info)
 
 
@@ -608,7 +629,14 @@ def load_checkpoint(model, path) -> dict:
     with _open_archive(path, (CHECKPOINT_FORMAT,)) as archive:
         path = archive.path
         info = archive.json("checkpoint.json")
-        rng_tensors = archive.tensors("rng.safetensors")
+        # This process's own random state, if it was saved; else (one process, or fewer
+        # saved than run now) rank 0's.
+        r = distribution.rank()
+        if 0 < r <= len(info.get("other_ranks", [])):
+            rng_tensors = archive.tensors(f"rng.rank{r}.safetensors")
+            rng_info = info["other_ranks"][r - 1]
+        else:
+            rng_tensors, rng_info = archive.tensors("rng.safetensors"), info
         _assign_weights(model, archive.tensors("model.safetensors"), f"'{path}'")
         if "optimizer.json" in archive:
             if getattr(model, "optimizer", None) is None:
@@ -619,7 +647,7 @@ def load_checkpoint(model, path) -> dict:
                 )
             _restore_optimizer(model, archive)
     try:
-        _set_rng_state(model, rng_tensors, info, f"'{path}'")
+        _set_rng_state(model, rng_tensors, rng_info, f"'{path}'")
         return {"epoch": info["epoch"], "extra": info["extra"]}
     except (KeyError, TypeError, RuntimeError) as err:
         raise ValueError(

@@ -2,6 +2,9 @@
 
     python tests/_distributed_worker.py train OUT    # 2 processes via distribution.launch
     python tests/_distributed_worker.py die OUT      # one of 2, from the environment (RANK...)
+    python tests/_distributed_worker.py backup OUT BACKUP_DIR KILL_AFTER
+                                                     # 2 processes; both exit after that
+                                                     # epoch (-1: never), as a crash would
 
 `run_all(out)` is also what the test runs on one process, as the reference.
 """
@@ -16,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from rnnkit import Sequential, callbacks, distribution, optimizers
-from rnnkit.layers import GRU, LSTM, Dense, Embedding, Input
+from rnnkit.layers import GRU, LSTM, Dense, Dropout, Embedding, Input
 
 
 def data(kind):
@@ -52,7 +55,7 @@ def run_all(out):
             name = f"{kind}_{optimizer}"
             x, y = data(kind)
             model = build(kind, optimizer)
-            stop = callbacks.EarlyStopping("val_loss", patience=1, min_delta=0.05)
+            stop = callbacks.EarlyStopping("val_loss", patience=1, min_delta=0.05, verbose=1)
             batch_size = 7 if kind == "lstm" else 8  # last batches of 3 and 5 rows: uneven
             history = model.fit(
                 x,
@@ -63,7 +66,9 @@ def run_all(out):
                 validation_split=0.2,
                 callbacks=[
                     stop,
-                    callbacks.ModelCheckpoint(os.path.join(out, f"{name}_rank{rank}.rnnkit")),
+                    callbacks.ModelCheckpoint(
+                        os.path.join(out, f"{name}_rank{rank}.rnnkit"), verbose=1
+                    ),
                     callbacks.CSVLogger(os.path.join(out, f"{name}_rank{rank}.csv")),
                 ],
             )
@@ -88,9 +93,46 @@ def die(out):
     open(os.path.join(out, f"finished_rank{rank}"), "w").close()  # never reached
 
 
+def backup(out, backup_dir, kill_after):
+    """A fit with dropout and BackupAndRestore; every rank `os._exit`s after epoch
+    `kill_after` (once its backup is written), as in a crash; -1 runs to the end."""
+    rank = dist.get_rank()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(37, 6, 3)).astype("float32")
+    y = (x[:, :, 0].sum(1, keepdims=True) * 0.5).astype("float32")
+    torch.manual_seed(0)
+    model = Sequential(
+        [Input((6, 3)), GRU(5, dropout=0.2, recurrent_dropout=0.1), Dropout(0.3), Dense(1)]
+    )
+    model.compile(optimizer=optimizers.Adam(0.01), loss="mse")
+
+    def crash(epoch, logs):
+        if epoch == kill_after:
+            os._exit(5)
+
+    model.fit(  # batches of 8 and a last one of 5: slices of 3 and 2 rows, uneven
+        x,
+        y,
+        batch_size=8,
+        epochs=6,
+        verbose=0,
+        callbacks=[
+            callbacks.BackupAndRestore(backup_dir),
+            callbacks.LambdaCallback(on_epoch_end=crash),
+        ],
+    )
+    np.save(
+        os.path.join(out, f"backup_rank{rank}.npy"),
+        np.concatenate([w.ravel() for w in model.get_weights()]),
+    )
+
+
 if __name__ == "__main__":
     command, out = sys.argv[1], sys.argv[2]
     if command == "train":
         distribution.launch(run_all, workers=2, args=(out,), timeout=60, threads=1)
+    elif command == "backup":
+        args = (out, sys.argv[3], int(sys.argv[4]))
+        distribution.launch(backup, workers=2, args=args, timeout=60, threads=1)
     else:
         die(out)

@@ -47,6 +47,7 @@ def trained(tmp_path_factory):
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    (out / "stdout.txt").write_text(done.stdout)
     torch.set_num_threads(1)
     worker.run_all(str(single))
     return out, single
@@ -88,6 +89,16 @@ def test_only_rank_0_writes_files(trained, name):
     assert (out / f"{name}_rank0.csv").exists()
     assert not (out / f"{name}_rank1.rnnkit").exists()
     assert not (out / f"{name}_rank1.csv").exists()
+
+
+def test_callbacks_print_their_verbose_messages_on_rank_0_only(trained):
+    out, _ = trained
+    printed = (out / "stdout.txt").read_text()
+    for name in RUNS:  # ModelCheckpoint(verbose=1) names each rank's own file
+        assert printed.count(f"saving model to {out / name}_rank0.rnnkit") >= 1
+    assert "_rank1.rnnkit" not in printed
+    stopped = sum(len(_load(out / f"{n}_rank0.npz")[1]["loss"]) < 5 for n in RUNS)
+    assert printed.count("early stopping") == stopped  # EarlyStopping(verbose=1): once each
 
 
 def test_a_dead_worker_makes_the_other_exit_nonzero_in_bounded_time(tmp_path):
@@ -155,3 +166,38 @@ def test_slices_weighted_by_their_divisor_give_the_batch_loss():
         ]
         total = sum(float(loss) * d for loss, d in parts) / sum(d for _, d in parts)
         assert total == pytest.approx(float(whole), abs=1e-6)
+
+
+def _backup_run(out, backup_dir, kill_after):
+    return subprocess.run(
+        [sys.executable, WORKER, "backup", str(out), str(backup_dir), str(kill_after)],
+        env=_env(),
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_crashed_run_resumed_by_backup_and_restore_ends_as_one_never_stopped(tmp_path):
+    """Both ranks exit after epoch 3 of 6 (the backup written), the same script runs again
+    and resumes: every rank ends with the weights of a 2-process run never interrupted.
+    The model has dropout on uneven slices, so each rank's random state must come back."""
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole.mkdir()
+    resumed.mkdir()
+    done = _backup_run(whole, tmp_path / "backup_whole", -1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    crashed = _backup_run(resumed, tmp_path / "backup", 2)
+    assert crashed.returncode != 0
+    assert not list(resumed.iterdir())  # nothing finished
+    assert (tmp_path / "backup" / "latest.rnnkit").exists()
+    done = _backup_run(resumed, tmp_path / "backup", -1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        np.testing.assert_allclose(
+            np.load(resumed / f"backup_rank{rank}.npy"),
+            np.load(whole / f"backup_rank{rank}.npy"),
+            atol=1e-6,
+            rtol=0,
+        )
+    assert not (tmp_path / "backup").exists()  # deleted when the resumed fit finished

@@ -34,8 +34,9 @@ class BackupAndRestore(Callback):
     Put it last in `callbacks=[...]`: the backup then holds what the other callbacks
     changed at the end of the epoch (e.g. a learning rate ReduceLROnPlateau lowered).
     The callbacks' own counters (EarlyStopping's patience, ...) are not backed up.
-    On many processes (`rnnkit.distribution`) rank 0 writes the backup and every process
-    reads it, so `backup_dir` must be on a disk they share.
+    On many processes (`rnnkit.distribution`) rank 0 writes the backup, with every
+    process's random state, and every process reads it (after a barrier, so all resume
+    from the same file), so `backup_dir` must be on a disk they share.
 
     Example:
         >>> backup = BackupAndRestore("backup/run1")
@@ -66,6 +67,9 @@ class BackupAndRestore(Callback):
 
     def on_train_begin(self, logs=None):
         self._batches_since_save = 0
+        # Wait until rank 0 has deleted the backup of a fit that just finished (on_train_end)
+        # before looking for one: every process must find the same files.
+        distribution.barrier()
         info = self._load()
         if info is not None:
             # An epoch-end backup resumes at the next epoch; a mid-epoch one redoes its epoch.
@@ -106,10 +110,10 @@ class BackupAndRestore(Callback):
         save_checkpoint(self.model, self.checkpoint_path, epoch, extra={"batch": batch})
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
-            return
-        if not distribution.is_writer():
-            return
+        if self.delete_checkpoint:
+            distribution.rank_zero_writes(self._delete)()
+
+    def _delete(self):
         for path in (self.checkpoint_path, self._previous_path):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)

@@ -14,6 +14,8 @@ A callback can stop training by setting `self.model.stop_training = True`.
 
 from __future__ import annotations
 
+from rnnkit import distribution
+
 
 class Callback:
     """Base class: override the hooks you need; `self.model` and `self.params` are set by fit.
@@ -57,6 +59,12 @@ class Callback:
     def on_predict_begin(self, logs=None): ...
 
     def on_predict_end(self, logs=None): ...
+
+    def _say(self, message: str) -> None:
+        """A `verbose=1` message, printed by one process only (rank 0 under
+        `rnnkit.distribution`), as the progress bar is."""
+        if distribution.is_writer():
+            print(message, flush=True)
 
     def _on_interrupt(self) -> None:
         """fit was stopped by an exception (Ctrl-C, an error in a hook): let go of what the

@@ -102,7 +102,7 @@ class ModelCheckpoint(MonitorCallback):
     def _should_save(self, epoch, logs, filepath) -> bool:
         if not self.save_best_only:
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+                self._say(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
         current = self._monitor_value(logs)
         if current is None:  # no validation this epoch: save, as Keras does
@@ -110,14 +110,14 @@ class ModelCheckpoint(MonitorCallback):
         best = "None" if self.best is None else f"{self.best:.5f}"
         if self._is_improvement(current, self.best):
             if self.verbose > 0:
-                print(
+                self._say(
                     f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
                     f"{current:.5f}, saving model to {filepath}"
                 )
             self.best = current
             return True
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
+            self._say(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
         return False
 
     def _format(self, epoch, batch, logs) -> str:
