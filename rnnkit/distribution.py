@@ -194,17 +194,26 @@ def rank() -> int:
     return dist.get_rank() if is_initialized() else 0
 
 
+_writing = False  # inside a rank_zero_writes function, on rank 0
+
+
 def rank_zero_writes(save):
     """Run a saving function on rank 0 only; every process returns once the file is
-    written (a barrier), so none reads it half-written."""
+    written (a barrier), so none reads it half-written. One called inside another (e.g.
+    save_model in write_outputs) runs directly: rank 0 is alone there."""
 
     @functools.wraps(save)
     def wrapper(*args, **kwargs):
-        if not is_initialized():
+        global _writing
+        if not is_initialized() or _writing:
             return save(*args, **kwargs)
+        result = None
         try:
-            result = save(*args, **kwargs) if dist.get_rank() == 0 else None
+            if dist.get_rank() == 0:
+                _writing = True
+                result = save(*args, **kwargs)
         finally:
+            _writing = False
             dist.barrier()
         return result
 

@@ -201,3 +201,38 @@ def test_a_crashed_run_resumed_by_backup_and_restore_ends_as_one_never_stopped(t
             rtol=0,
         )
     assert not (tmp_path / "backup").exists()  # deleted when the resumed fit finished
+
+
+def _forecast(out, *extra):
+    """`rnnkit forecast` on the built-in data, 2 quick epochs, as its own process."""
+    args = ["--epochs", "2", "--ensemble", "1", "--threads", "1", "--out", str(out), *extra]
+    code = "from rnnkit.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, "forecast", *args],
+        env=_env(),
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_forecast_with_two_workers_prints_and_writes_once_what_one_process_does(tmp_path):
+    one = _forecast(tmp_path / "one")
+    two = _forecast(tmp_path / "two", "--workers", "2")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    for printed in ("Epoch 1/2", "Model: ", "Test set", "Wrote "):
+        assert two.stdout.count(printed) == one.stdout.count(printed) == 1, two.stdout
+    assert sorted(os.listdir(tmp_path)) == ["one", "two"]  # nothing of rank 1's beside
+    assert sorted(os.listdir(tmp_path / "two")) == sorted(os.listdir(tmp_path / "one"))
+    scores = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two")]
+    for key in ("rmse", "mae"):  # the same model: each step is the whole batch's step
+        assert scores[1]["model"][key] == pytest.approx(scores[0]["model"][key], abs=1e-4)
+
+
+def test_forecast_with_workers_reports_a_mistake_in_the_input_in_one_line(tmp_path):
+    done = _forecast(tmp_path / "out", "--workers", "2", "--target", "nope")
+    assert done.returncode == 1
+    assert "has no column 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -151,7 +151,7 @@ class TrainingProgress(Callback):
 
     def _line(self, epoch, text):
         took = time.perf_counter() - self._started
-        print(f"Epoch {epoch + 1}/{self.params['epochs']} - {took:.0f}s - {text}", flush=True)
+        self._say(f"Epoch {epoch + 1}/{self.params['epochs']} - {took:.0f}s - {text}")
 
     def on_train_end(self, logs=None):
         if self.progress is not None:

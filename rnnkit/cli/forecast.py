@@ -235,8 +235,40 @@ DEFAULTS = ForecastSettings()
     type=click.IntRange(min=1),
     help="Train this many models from different seeds and average them.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Train data-parallel on this many local processes (gloo; each batch split among "
+    "them, --threads each). Rank 0 prints and writes the outputs.",
+)
 @training_options(DEFAULTS, CELLS, out="rnnkit-forecast")
-def forecast(
+def forecast(workers, **arguments) -> None:
+    """Train a recurrent network to forecast one series or many, and score it on the last rows.
+
+    With no options: Seattle's daily weather, tomorrow's temp_max from the last 14 days.
+    A table of many series: --id-col (unique_id, ds, y are found by themselves). Prints
+    the model, a progress bar and the test scores beside the persistence and
+    seasonal-naive forecasts; writes the model, metrics.json and forecast.png to --out.
+    """
+    if workers == 1:
+        _forecast(**arguments)
+        return
+    from rnnkit import distribution
+
+    # A mistake in the input ends with one line here, before any process starts.
+    _forecast(**arguments, check_only=True)
+    # Every process runs the whole command: the same data, settings and seed, so the
+    # same model; fit splits each batch among them (rnnkit.distribution).
+    distribution.launch(_forecast_worker, workers, (arguments,), threads=arguments["threads"])
+
+
+def _forecast_worker(arguments) -> None:
+    _forecast(**arguments)
+
+
+def _forecast(
     csv_path,
     target,
     features,
@@ -250,21 +282,18 @@ def forecast(
     refit,
     out_dir,
     threads,
+    check_only=False,
     **options,
 ) -> None:
-    """Train a recurrent network to forecast one series or many, and score it on the last rows.
-
-    With no options: Seattle's daily weather, tomorrow's temp_max from the last 14 days.
-    A table of many series: --id-col (unique_id, ds, y are found by themselves). Prints
-    the model, a progress bar and the test scores beside the persistence and
-    seasonal-naive forecasts; writes the model, metrics.json and forecast.png to --out.
-    """
+    """`forecast` in one process (of `--workers`: rank 0 alone prints and writes).
+    `check_only`: read the table and check the settings, silently, and stop there."""
     from rich.console import Console
 
+    from rnnkit import distribution
     from rnnkit.forecast import find_column, load_panel, read_table
     from rnnkit.forecast.data import DATE_NAMES, ID_NAMES, check_ids
 
-    console = Console()
+    console = Console(quiet=check_only or not distribution.is_writer())
     set_threads(threads)
     with user_errors():
         # The file's rows in its order first: reading the dates sorts them by date, and a
@@ -306,6 +335,8 @@ def forecast(
             settings.fill,
             source,
         )
+        if check_only:
+            return
         _describe(console, source, panel, settings)
         if backtest is not None:
             _backtest(console, panel, settings, backtest, backtest_step, refit, out_dir)
@@ -323,12 +354,12 @@ def forecast(
             panel,
             settings,
             callbacks=[progress(console)],
-            summary=lambda m: m.summary(),
+            summary=lambda m: m.summary() if distribution.is_writer() else None,
             on_member=member,
         )
         _report(console, result)
-        paths = write_outputs(result, out_dir)
-    console.print("Wrote " + ", ".join(paths.values()))
+        paths = distribution.rank_zero_writes(write_outputs)(result, out_dir)
+    console.print("Wrote " + ", ".join((paths or {}).values()))
 
 
 def _describe(console, source, panel, settings) -> None:
@@ -389,8 +420,10 @@ def _backtest(console, panel, settings, count, step, refit, out_dir) -> None:
     from rnnkit.saving import write_outputs
 
     metrics = {"backtest": result.to_dict(), "settings": _settings_dict(settings)}
-    paths = write_outputs(out_dir, model, metrics, {})
-    console.print("Wrote " + ", ".join(paths.values()))
+    from rnnkit import distribution
+
+    paths = distribution.rank_zero_writes(write_outputs)(out_dir, model, metrics, {})
+    console.print("Wrote " + ", ".join((paths or {}).values()))
 
 
 def _settings_dict(settings) -> dict:
