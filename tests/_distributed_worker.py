@@ -2,6 +2,7 @@
 
     python tests/_distributed_worker.py train OUT    # 2 processes via distribution.launch
     python tests/_distributed_worker.py die OUT      # one of 2, from the environment (RANK...)
+    python tests/_distributed_worker.py nccl OUT     # one of 2 on GPU `RANK`, NCCL (RANK...)
     python tests/_distributed_worker.py backup OUT BACKUP_DIR KILL_AFTER
                                                      # 2 processes; both exit after that
                                                      # epoch (-1: never), as a crash would
@@ -127,6 +128,19 @@ def backup(out, backup_dir, kill_after):
     )
 
 
+def nccl(out):
+    """The GRU fit with Adam on GPU `RANK` in an NCCL group; writes this rank's weights."""
+    rank = int(os.environ["RANK"])
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", timeout=datetime.timedelta(seconds=60))
+    x, y = data("gru")
+    model = build("gru", "adam").to(f"cuda:{rank}")
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    np.savez(os.path.join(out, f"nccl_rank{rank}.npz"), *model.get_weights())
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     command, out = sys.argv[1], sys.argv[2]
     if command == "train":
@@ -134,5 +148,7 @@ if __name__ == "__main__":
     elif command == "backup":
         args = (out, sys.argv[3], int(sys.argv[4]))
         distribution.launch(backup, workers=2, args=args, timeout=60, threads=1)
+    elif command == "nccl":
+        nccl(out)
     else:
         die(out)

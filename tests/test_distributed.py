@@ -236,3 +236,31 @@ def test_forecast_with_workers_reports_a_mistake_in_the_input_in_one_line(tmp_pa
     assert "has no column 'nope'" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices (NCCL)")
+def test_nccl_on_two_gpus_keeps_the_ranks_equal_and_near_one_cpu_process(tmp_path):
+    """NCCL on two GPUs: both ranks end with the same weights, those of one CPU process on
+    the same batches within float32 rounding of the GPU kernels."""
+    port = str(distribution._free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "nccl", str(tmp_path)],
+            env=_env(RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+        )
+        for r in range(2)
+    ]
+    try:
+        codes = [p.wait(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert codes == [0, 0]
+    ranks = [np.load(tmp_path / f"nccl_rank{r}.npz") for r in range(2)]
+    for a, b in zip(ranks[0].files, ranks[1].files):
+        np.testing.assert_array_equal(ranks[0][a], ranks[1][b])
+    x, y = worker.data("gru")
+    model = worker.build("gru", "adam")
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    for mine, theirs in zip(model.get_weights(), (ranks[0][k] for k in ranks[0].files)):
+        np.testing.assert_allclose(theirs, mine, atol=1e-4)
