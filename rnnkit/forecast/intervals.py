@@ -4,6 +4,9 @@ For each step ahead `k`, the absolute errors of the validation forecasts, each d
 its series' scale (`error_scale`: the mean absolute change from one row to the next over
 its training rows, MASE's denominator), are sorted; the interval at level `L` is the
 forecast ± the `⌈(n + 1)·L/100⌉`-th smallest of the `n` errors, times the series' scale.
+A log-window model's errors are
+log ratios `log(y / ŷ)`, scaled by the mean absolute change of the series' logs, and its
+band is `ŷ·exp(±w·scale)`: relative, and above 0 as the series is.
 Dividing by how much a series moves per step (rather than by the spread of its level, which
 a trend inflates) puts the errors of calm and volatile, flat and trending series on one
 footing, so the pooled quantile suits each of them. If the test errors are exchangeable
@@ -78,18 +81,24 @@ def error_scale(history: np.ndarray) -> float:
     return scale if scale > 0 else 1.0
 
 
-def bands(forecast: np.ndarray, spread: np.ndarray, half_widths: dict) -> dict:
-    """`{level: (lo, hi)}`, each `(n, horizon)`: `forecast ± half_width × scale`.
+def bands(forecast: np.ndarray, spread: np.ndarray, half_widths: dict, log: bool = False) -> dict:
+    """`{level: (lo, hi)}`, each `(n, horizon)`: `forecast ± half_width × scale`, or with
+    `log` (a log-window model, whose errors are log ratios) `forecast × exp(±half_width ×
+    scale)`: a relative band, which stays above 0 as the series does.
 
     Args:
         forecast: `(n, horizon)` in the table's units.
-        spread: `(n,)` each forecast's series `error_scale`.
+        spread: `(n,)` each forecast's series `error_scale` (of its logs with `log`).
         half_widths: from `widths` (or a saved model's metadata).
     """
     out = {}
     for level, width in half_widths.items():
-        half = np.asarray(width, dtype=np.float64)[None, :] * np.asarray(spread)[:, None]
-        out[level] = (forecast - half, forecast + half)
+        half = np.asarray(width, dtype=np.float64)[None, :]
+        half = half * np.asarray(spread)[:, None]
+        if log:
+            out[level] = (forecast * np.exp(-half), forecast * np.exp(half))
+        else:
+            out[level] = (forecast - half, forecast + half)
     return out
 
 

@@ -173,7 +173,7 @@ def forecast_next(model, frame: pd.DataFrame, source: str = "the table") -> pd.D
     saved = meta.get("error_scales", {})
     scales = np.array(
         [
-            saved.get(name) or intervals.error_scale(target)
+            saved.get(name) or intervals.error_scale(np.log(target) if scaled.log else target)
             for name, target in zip(panel.ids, panel.target)
         ]
     )
@@ -240,8 +240,12 @@ def _table(meta, panel: Panel, values, dates, spread) -> pd.DataFrame:
         table["forecast" if id_col is not None else meta["target"]] = values[s]
         for level, half in meta.get("intervals", {}).items():
             lo, hi = intervals.column_names(float(level))
-            width = np.asarray(half) * spread[s]
-            table[lo], table[hi] = values[s] - width, values[s] + width
+            if meta.get("normalize") == "log-window":  # relative: forecast × exp(±w)
+                width = np.exp(np.asarray(half) * spread[s])
+                table[lo], table[hi] = values[s] / width, values[s] * width
+            else:
+                width = np.asarray(half) * spread[s]
+                table[lo], table[hi] = values[s] - width, values[s] + width
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
 

@@ -118,8 +118,11 @@ def prepare(
         if settings.retrain_all
         else None,
         left_out=left_out,
-        error_scale=np.array(
-            [intervals.error_scale(t[: c.train_end]) for t, c in zip(panel.target, cuts)]
+        error_scale=np.array(  # of the logs for a log-window model: its errors are log ratios
+            [
+                intervals.error_scale(np.log(t[: c.train_end]) if scaled.log else t[: c.train_end])
+                for t, c in zip(panel.target, cuts)
+            ]
         ),
     )
 
@@ -297,7 +300,11 @@ def _calibrate(model, data: Prepared, settings: ForecastSettings) -> dict:
     """The intervals' half-widths per level, from `model`'s errors on the validation windows."""
     if not settings.levels:
         return {}
-    errors = data.validation.truth - _forecast(model, data, data.validation, settings)
+    forecast = _forecast(model, data, data.validation, settings)
+    if data.scaled.log:  # log ratios: relative errors, on one scale for every series
+        errors = np.log(data.validation.truth) - np.log(forecast)
+    else:
+        errors = data.validation.truth - forecast
     errors = errors / data.error_scale[data.validation.series][:, None]
     return intervals.widths(errors, settings.levels)
 
@@ -305,7 +312,8 @@ def _calibrate(model, data: Prepared, settings: ForecastSettings) -> dict:
 def forecast_with_bands(model, data: Prepared, w: Windows, settings, half_widths):
     """`w`'s forecasts in the table's units and their intervals `{level: (lo, hi)}`."""
     forecast = _forecast(model, data, w, settings)
-    return forecast, intervals.bands(forecast, data.error_scale[w.series], half_widths)
+    spread = data.error_scale[w.series]
+    return forecast, intervals.bands(forecast, spread, half_widths, data.scaled.log)
 
 
 def _memory(model, data: Prepared):
