@@ -150,3 +150,21 @@ def test_the_cli_trains_a_log_window_model_and_records_it(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["normalize"] == "log-window"
     assert metrics["model"]["smape"] is not None
+
+
+def test_log_window_bands_are_relative_and_stay_above_zero():
+    """A log-window model's band is forecast·exp(±w·s): above 0, and lo·hi = forecast²; the
+    saved model writes the same band for the next rows."""
+    frame = _table()
+    panel = load_panel(frame, "y", None, "ds", "unique_id")
+    settings = _settings(levels=(80, 95), val_size=8, test_size=4)
+    result = train_forecast(panel, settings)
+    for lo, hi in result.test_bands.values():
+        assert (lo > 0).all()
+        np.testing.assert_allclose(lo * hi, result.test_forecast**2, rtol=1e-9)
+    before = frame[frame.groupby("unique_id").cumcount(ascending=False) >= 4]
+    table = forecast_next(result.model, before)
+    np.testing.assert_allclose(table["lo_80"] * table["hi_80"], table["forecast"] ** 2, rtol=1e-9)
+    lo, _ = result.test_bands[80]
+    got = np.stack([g["lo_80"].to_numpy() for _, g in table.groupby("unique_id")])
+    np.testing.assert_allclose(got, lo, rtol=1e-4)
