@@ -46,6 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnnkit.datasets.m3 import HORIZONS, m3  # noqa: E402
+from rnnkit.forecast import baselines, metrics, seasonal  # noqa: E402
 
 FREQUENCIES = tuple(HORIZONS)
 CHOICES = {
@@ -253,40 +254,11 @@ def ensemble_members(design: Design, series, horizon: int, seed: int):
     return members, epochs
 
 
-def seasonal_indices(values: np.ndarray, season: int) -> np.ndarray:
-    """Classical multiplicative seasonal indices (season,), all 1 when the series fails the
-    90% autocorrelation test at lag `season` (the test the M3 Theta method used).
-
-    The trend is a centred moving average over one season (2 x season when even); an index
-    is the mean ratio of value to trend at its position in the season, scaled to mean 1.
-    """
-    n = len(values)
-    if season < 2 or n < 3 * season:
-        return np.ones(season)
-    centred = values - values.mean()
-    acf = np.array([centred[k:] @ centred[: n - k] for k in range(season + 1)]) / (
-        centred @ centred
-    )
-    limit = 1.645 * np.sqrt((1 + 2 * np.sum(acf[1:season] ** 2)) / n)
-    if abs(acf[season]) <= limit:
-        return np.ones(season)
-    weights = np.ones(season + 1 - season % 2)
-    if season % 2 == 0:
-        weights[[0, -1]] = 0.5
-    weights /= season
-    trend = np.convolve(values, weights, mode="valid")  # (n - len(weights) + 1,)
-    lead = (len(weights) - 1) // 2
-    ratio = values[lead : lead + len(trend)] / trend
-    position = (np.arange(len(trend)) + lead) % season
-    index = np.array([ratio[position == p].mean() for p in range(season)])
-    return index / index.mean()
-
-
 def rnn_forecast(design: Design, series, horizon: int, seed: int, season: int = 1):
     """The ensemble's forecast (n_series, horizon), mean over members; and epochs trained."""
     factors = None
     if design.deseason and season > 1:
-        indices = [seasonal_indices(v, season) for v in series]
+        indices = [seasonal.indices(v, season) for v in series]
         series = [v / i[np.arange(len(v)) % season] for v, i in zip(series, indices)]
         factors = np.stack(
             [i[(len(v) + np.arange(horizon)) % season] for v, i in zip(series, indices)]
@@ -296,43 +268,6 @@ def rnn_forecast(design: Design, series, horizon: int, seed: int, season: int = 
     forecasts = [to_values(m.predict(x, batch_size=1024), undo, design) for m in members]
     forecast = np.mean(forecasts, axis=0)
     return (forecast if factors is None else forecast * factors), epochs
-
-
-# -- scores and baselines -----------------------------------------------------------------
-
-
-def smape(truth: np.ndarray, forecast: np.ndarray) -> np.ndarray:
-    """Per series: 200|y - f| / (|y| + |f|), averaged over the horizon (M3's convention)."""
-    return np.mean(200 * np.abs(truth - forecast) / (np.abs(truth) + np.abs(forecast)), axis=1)
-
-
-def mase(series, truth: np.ndarray, forecast: np.ndarray, season: int) -> np.ndarray:
-    """Per series: mean |y - f| over the in-sample mean |x_t - x_{t-season}|."""
-    scale = np.array([np.mean(np.abs(v[season:] - v[:-season])) for v in series])
-    return np.mean(np.abs(truth - forecast), axis=1) / scale
-
-
-def seasonal_naive(series, horizon: int, season: int) -> np.ndarray:
-    """Each future value repeats the value one season earlier (the last value when season 1)."""
-    return np.stack([np.resize(v[-season:], horizon) for v in series])
-
-
-def statistical(competition, models: tuple[str, ...]) -> dict[str, tuple[np.ndarray, float]]:
-    """statsforecast's Theta and AutoETS on the same split: {name: (forecast, seconds)}."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, Theta
-
-    makers = {"Theta": Theta, "AutoETS": AutoETS}
-    out = {}
-    for name in models:
-        started = time.perf_counter()
-        sf = StatsForecast(models=[makers[name](season_length=competition.season)], freq=1)
-        table = sf.forecast(df=competition.train, h=competition.horizon)
-        table = table.reset_index() if "unique_id" not in table.columns else table
-        table = table.sort_values(["unique_id", "ds"])
-        values = table[name].to_numpy().reshape(-1, competition.horizon)
-        out[name] = (values, time.perf_counter() - started)
-    return out
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -351,16 +286,17 @@ def run_frequency(frequency: str, design: Design, args) -> dict:
     started = time.perf_counter()
     forecasts["rnn"], epochs = rnn_forecast(design, series, h, args.seed, season)
     seconds["rnn"] = time.perf_counter() - started
-    forecasts["seasonal_naive"] = seasonal_naive(series, h, season)
+    forecasts["seasonal_naive"] = baselines.seasonal_naive_many(series, h, season)
     if args.baselines:
-        for name, (values, took) in statistical(competition, ("Theta", "AutoETS")).items():
-            forecasts[name], seconds[name] = values, took
+        found = baselines.statistical(dict(zip(ids, series)), h, season)
+        forecasts.update(found.forecasts)
+        seconds.update(found.seconds)
     if args.combine and "Theta" in forecasts:
         forecasts["rnn+Theta"] = (forecasts["rnn"] + forecasts["Theta"]) / 2
     scores = {
         name: {
-            "smape": smape(truth, f).tolist(),
-            "mase": mase(series, truth, f, season).tolist(),
+            "smape": metrics.smape(truth, f).tolist(),
+            "mase": metrics.mase(truth, f, series, season).tolist(),
         }
         for name, f in forecasts.items()
     }
