@@ -72,10 +72,12 @@ def widths(errors: np.ndarray, levels) -> dict:
 
 def error_scale(history: np.ndarray) -> float:
     """A series' scale for its forecast errors: the mean absolute change between consecutive
-    training values; its standard deviation if it never changes step to step, else 1."""
+    training values (MASE's naive scale, `metrics.insample_scale`); its standard deviation
+    if it never changes step to step, else 1."""
+    from rnnkit.forecast.metrics import insample_scale
+
     history = np.asarray(history, dtype=np.float64)
-    steps = np.abs(np.diff(history))
-    scale = float(steps.mean()) if len(steps) else 0.0
+    scale = float(insample_scale([history], 1)[0])  # NaN when 0 or under two values
     if not scale > 0:
         scale = float(history.std()) if len(history) else 0.0
     return scale if scale > 0 else 1.0

@@ -34,7 +34,8 @@ def check_forecast_model(model, name: str | None = None) -> dict:
     """
     name = name or f"The model '{model.name}'"
     saved = getattr(model, "metadata", None) or {}
-    fields = METADATA if "scalers" in saved or "scaler" not in saved else METADATA[:-1]
+    old_format = "scaler" in saved and "scalers" not in saved  # before many series
+    fields = [f for f in METADATA if not (old_format and f == "scalers")]
     meta = dict(task_metadata(model, TASK, fields, name, "it cannot read a CSV of series"))
     if "scalers" not in meta:  # saved by rnnkit before many series: one `scaler`
         meta["scalers"] = {"series": meta["scaler"]}

@@ -87,7 +87,7 @@ def prepare(
     if left_out:
         keep = [i for i, name in enumerate(panel.ids) if name not in left_out]
         panel, cuts = panel.subset(keep), [cuts[i] for i in keep]
-    _check_target_changes(panel, cuts)
+    _check_target_changes(panel)
     # a trained model's scalers, by series id (a backtest's later origins), or new ones
     own = fit_scalers(panel, cuts) if scalers is None else [scalers[n] for n in panel.ids]
     if settings.deseason and indices is None:  # from the rows the model trains on
@@ -159,7 +159,7 @@ def _too_short_message(panel, left_out, settings, many) -> str:
     )
 
 
-def _check_target_changes(panel: Panel, cuts) -> None:
+def _check_target_changes(panel: Panel) -> None:
     if len(panel) == 1 and np.ptp(panel.target[0]) == 0:
         target = panel.target[0]
         raise ValueError(
