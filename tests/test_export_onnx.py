@@ -258,3 +258,17 @@ def test_all_padding_row_and_what_left_padding_does(tmp_path):
     np.testing.assert_allclose(session.run(None, {name: right})[0], model.predict(right), atol=1e-5)
     left = np.array([[0, 0, 2, 3]])
     assert not np.allclose(session.run(None, {name: left})[0], model.predict(left), atol=1e-5)
+
+
+def test_without_onnx_the_error_says_how_to_install_it():
+    """The optional extra missing: one message with the pip command, not 'No module named'."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['onnx'] = None\n"
+        "try:\n    import rnnkit.export\n"
+        "except ModuleNotFoundError as err:\n    print(err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "pip install 'rnnkit[export]'" in done.stdout, done.stdout + done.stderr
