@@ -154,17 +154,21 @@ class TorchTrainer:
         self.model = TorchNet(w).to(device)
         self.loss_fn = torch_loss(w)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.device = device
+        self.device, self.w = device, w
 
     def epoch(self) -> float:
         model, loss_fn, opt = self.model, self.loss_fn, self.opt
         sync(self.device)
         start = time.perf_counter()
+        mae = torch.zeros((), device=self.device) if "mae" in self.w.metrics else None
         for xb, yb in self.batches:
             opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            pred = model(xb)
+            loss = loss_fn(pred, yb)
             loss.backward()
             opt.step()
+            if mae is not None:  # the running metric, kept on the device
+                mae += (pred.detach() - yb).abs().mean()
         sync(self.device)
         return time.perf_counter() - start
 

@@ -59,6 +59,7 @@ class Workload:
     steps: int = 10  # batches per epoch in a full run; --quick uses quick_steps
     quick_steps: int = 2
     repeats: int = 5  # timed epochs in a full run (the fastest is reported); --quick times 1
+    metrics: tuple[str, ...] = ()  # compiled metrics, e.g. ("mae",): each peer tracks them
 
     @property
     def loss(self) -> str:
@@ -130,6 +131,19 @@ WORKLOADS = [
         features=3,
         recurrent=(Recurrent("simple_rnn", 32),),
         task="binary",
+        steps=50,
+        repeats=7,
+        quick_steps=10,
+    ),
+    Workload(
+        name="forecast_gru",
+        title="GRU(16), T=14, D=6, B=64, mse + mae metric (the default forecast's model)",
+        batch=64,
+        timesteps=14,
+        features=6,
+        recurrent=(Recurrent("gru", 16),),
+        task="regression",
+        metrics=("mae",),
         steps=50,
         repeats=7,
         quick_steps=10,
@@ -270,5 +284,5 @@ def build_keras_style(w: Workload, layers, Sequential):
     activation = {"binary": "sigmoid", "regression": None, "classes": "softmax"}[w.task]
     stack.append(layers.Dense(w.outputs, activation=activation))
     model = Sequential(stack)
-    model.compile(optimizer="adam", loss=w.loss)
+    model.compile(optimizer="adam", loss=w.loss, metrics=list(w.metrics))
     return model

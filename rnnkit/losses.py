@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from rnnkit._capture import in_graph
 
 EPSILON = 1e-7  # Keras' backend.epsilon(): the clip margin for probabilities.
+_aten = torch.ops.aten
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
@@ -695,3 +696,105 @@ def get(identifier):
         f"Expected a loss name, Loss instance, config dict or function, got "
         f"{type(identifier).__name__}: {identifier!r}. Use e.g. loss='mse'."
     )
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def value_and_gradient(loss, y_true, y_pred, sample_weight=None):
+    """`(loss(y_true, y_pred, sample_weight), ∂loss/∂y_pred)`, with no graph left behind.
+
+    fit's direct step (`rnnkit.training._direct`) starts its backward pass here. The
+    gradient is written out for the common losses as compiled (mean squared and absolute
+    error, binary and sparse categorical crossentropy, default reduction, no weights); any
+    other loss, or weights, take autograd through the loss alone. The tests hold both to
+    autograd.
+    """
+    written = None
+    if sample_weight is None and loss.reduction == "sum_over_batch_size":
+        written = _WRITTEN.get(type(loss))
+    if written is not None:
+        out = written(y_true, y_pred, **loss.fn_kwargs)
+        if out is not None:
+            return out
+    with torch.enable_grad():
+        leaf = y_pred.detach().requires_grad_()
+        value = loss(y_true, leaf, sample_weight=sample_weight)
+        (grad,) = torch.autograd.grad(value, leaf)
+    return value.detach(), grad
+
+
+def _same_shape(y_true, y_pred):
+    """`y_true` as `_prepare` aligns it to `y_pred`, or None where the written gradients do
+    not apply (shapes that differ: the loss itself will say how)."""
+    if y_true.dtype != y_pred.dtype:
+        y_true = y_true.to(y_pred.dtype)
+    y_true, aligned = align_ranks(y_true, y_pred)
+    return y_true if aligned is y_pred and y_true.shape == y_pred.shape else None
+
+
+def _squared_gradient(y_true, y_pred):
+    y_true = _same_shape(y_true, y_pred)
+    if y_true is None:
+        return None
+    diff = y_pred - y_true
+    return torch.mean(torch.square(diff)), diff.mul_(2.0 / diff.numel())
+
+
+def _absolute_gradient(y_true, y_pred):
+    y_true = _same_shape(y_true, y_pred)
+    if y_true is None:
+        return None
+    diff = y_pred - y_true
+    return torch.mean(torch.abs(diff)), diff.sign_().div_(diff.numel())
+
+
+def _binary_gradient(y_true, y_pred, from_logits, label_smoothing, axis):
+    y_true = _same_shape(y_true, y_pred)
+    if y_true is None:
+        return None
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        value = F.binary_cross_entropy_with_logits(y_pred, y_true)
+        return value, (torch.sigmoid(y_pred) - y_true).div_(y_pred.numel())
+    # Keras' -(y log p + (1 - y) log(1 - p)) on p clipped to [eps, 1 - eps]: torch's kernels
+    # compute it, and its gradient (p - y) / (p (1 - p)), in one op each; the clip passes no
+    # gradient where it bit
+    p = torch.clamp(y_pred, EPSILON, 1.0 - EPSILON)
+    value = F.binary_cross_entropy(p, y_true)
+    grad = _aten.binary_cross_entropy_backward(value.new_ones(()), p, y_true, None, 1)  # mean
+    return value, grad.mul_(p == y_pred)
+
+
+def _sparse_gradient(y_true, y_pred, from_logits, ignore_class, axis):
+    if ignore_class is not None or axis not in (-1, y_pred.dim() - 1):
+        return None
+    if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
+        y_true = y_true.squeeze(-1)
+    if y_true.shape != y_pred.shape[:-1]:
+        return None
+    labels = y_true.long().unsqueeze(-1)
+    n = labels.numel()
+    if from_logits:
+        log_p = F.log_softmax(y_pred, dim=-1)
+        value = -torch.gather(log_p, -1, labels).mean()
+        grad = log_p.exp_().scatter_add_(-1, labels, torch.full_like(log_p[..., :1], -1.0))
+        return value, grad.div_(n)
+    # -log(clip(p_l / S)), S the sum over classes: ∂/∂p_j = 1/S - [j = l]/p_l inside the clip
+    total = torch.sum(y_pred, dim=-1, keepdim=True)
+    picked = torch.gather(y_pred, -1, labels)
+    share = picked / total
+    value = -torch.log(torch.clamp(share, EPSILON, 1.0 - EPSILON)).mean()
+    grad = total.reciprocal().expand_as(y_pred).clone()
+    grad.scatter_add_(-1, labels, -picked.reciprocal())
+    inside = (share >= EPSILON) & (share <= 1.0 - EPSILON)
+    return value, torch.where(inside, grad, 0.0).div_(n)  # 1/p_l may be inf where clipped
+
+
+_WRITTEN = {
+    MeanSquaredError: _squared_gradient,
+    MeanAbsoluteError: _absolute_gradient,
+    BinaryCrossentropy: _binary_gradient,
+    SparseCategoricalCrossentropy: _sparse_gradient,
+}

@@ -119,6 +119,18 @@ class Mean(Metric):
         self.count = torch.zeros((), dtype=torch.float64)
 
     def update_state(self, values, sample_weight=None):
+        if isinstance(values, torch.Tensor) and values.is_floating_point():
+            # fit's every batch: its loss with the batch size as weight, or a metric's values
+            # per sample, unweighted; the same sums as below with a few ops, not a dozen
+            n = None
+            if values.dim() == 0 and type(sample_weight) is int:
+                n, values = sample_weight, values * sample_weight
+            elif values.dim() == 1 and sample_weight is None:
+                n = values.shape[0]
+            if n is not None:
+                self.total = self.total.to(values.device) + values.sum().double()
+                self.count = self.count.to(values.device) + n
+                return
         values, sample_weight = _reduce_to_samples(values, sample_weight)
         if sample_weight is not None:
             num_samples = sample_weight.sum()

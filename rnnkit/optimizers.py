@@ -220,23 +220,29 @@ class _KerasAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        self.update()
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self._plans = {}  # the slots are new tensors
+
+    def update(self):
+        """`step()` without torch.optim's wrapper around it (profiling hooks, a no-grad
+        context): `Optimizer.step` calls this, under no_grad, once per batch."""
+        plans = self.__dict__.setdefault("_plans", {})
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
             b1, b2, t = group["beta_1"], group["beta_2"], _next_step(group)
-            # Keras' scalar math in the weights' dtype, on the CPU even for a GPU model: each
-            # number sent to a GPU would be a copy that waits for it.
-            x = torch.empty((), dtype=params[0].dtype)
-            one, t_ = _scalar(1.0, x), _scalar(t, x)
-            b1_power, b2_power = _scalar(b1, x) ** t_, _scalar(b2, x) ** t_
-            alpha = _scalar(group["lr"], x) * torch.sqrt(one - b2_power) / (one - b1_power)
-            names = self._slot_names(group)
-            for p in params:
-                self.add_slots(p, group)
+            key = (id(group), *map(id, params))
+            plan = plans.get(key)
+            if plan is None:  # the slots and whether the fused kernel fits, once per set
+                plan = plans[key] = self._plan(group, params)
+            m, v, v_hat, fused, layout = plan
             grads = [p.grad for p in params]
-            m, v, *v_hat = ([self.state[p][name] for p in params] for name in names)
-            if _fused_adam_fits(params, grads, m, v, *v_hat):
+            alpha = _adam_step_size(group["lr"], b1, b2, t, params[0])
+            if fused and _laid_out(grads, *layout):
                 c1, c2_root = 1 - b1**t, math.sqrt(1 - b2**t)
                 steps = [torch.full((), float(t), device=params[0].device)] * len(params)
                 torch._fused_adam_(
@@ -244,9 +250,9 @@ class _KerasAdam(torch.optim.Optimizer):
                     grads,
                     m,
                     v,
-                    v_hat[0] if v_hat else [],
+                    v_hat,
                     steps,
-                    lr=float(alpha * (c1 / c2_root)),  # the kernels compute with its float32
+                    lr=float(alpha * (c1 / c2_root)),  # in the weights' dtype, as Keras
                     beta1=b1,
                     beta2=b2,
                     weight_decay=0.0,
@@ -256,8 +262,7 @@ class _KerasAdam(torch.optim.Optimizer):
                 )
                 # The fused kernel writes the weights without moving their version counters,
                 # which tell the kernels' cached weight layouts (predict) that they changed.
-                for p in params:
-                    increment_version(p)
+                increment_version(params)
                 continue
             # The per-tensor formula below, run as one op per line for all tensors at once
             # (the same element-wise operations, so the same numbers, without a Python loop):
@@ -268,13 +273,69 @@ class _KerasAdam(torch.optim.Optimizer):
             torch._foreach_mul_(v, b2)
             torch._foreach_add_(v, torch._foreach_mul(grads, grads), alpha=1 - b2)
             if group["amsgrad"]:
-                torch._foreach_maximum_(v_hat[0], v)
-                v = v_hat[0]
+                torch._foreach_maximum_(v_hat, v)
+                v = v_hat
             denominator = torch._foreach_sqrt(v)
             torch._foreach_add_(denominator, group["eps"])
-            update = torch._foreach_mul(m, alpha.to(params[0].device))
+            alpha = torch.as_tensor(alpha, device=params[0].device)
+            update = torch._foreach_mul(m, alpha)
             torch._foreach_div_(update, denominator)
             torch._foreach_sub_(params, update)
+
+    def _plan(self, group, params) -> tuple:
+        """`(m, v, v_hat, fused, layout)` for updating `params`: their slots (v_hat empty
+        without AMSGrad), whether torch's fused kernel can update them, and the device,
+        dtype and strides each step's gradients must have for it."""
+        names = self._slot_names(group)
+        for p in params:
+            self.add_slots(p, group)
+        m, v, *v_hat = ([self.state[p][name] for p in params] for name in names)
+        v_hat = v_hat[0] if v_hat else []
+        fused = _fused_adam_fits(params, m, v, *([v_hat] if v_hat else []))
+        first = params[0]
+        return m, v, v_hat, fused, (first.device, first.dtype, [p.stride() for p in params])
+
+
+def _adam_step_size(lr, b1, b2, t, like):
+    """Keras' ``lr * sqrt(1 - b2**t) / (1 - b1**t)``, each operation in the weights' dtype as
+    Keras computes it on torch (0-d tensors), as a 0-d tensor of that dtype.
+
+    A dozen scalar ops a step cost a tenth of a small model's step, so they run for a block
+    of the next `_STEP_SIZES` steps at once: the powers as numpy scalars (torch's 0-d `pow`
+    rounds as numpy's does; its vectorised one does not), the rest as torch ops on the
+    block (its 0-d `sqrt` is the vectorised one, not numpy's correctly rounded one). The
+    tests hold every step's number to the 0-d ops.
+    """
+    kind = _NUMPY_SCALARS.get(like.dtype)
+    if kind is None:  # a dtype numpy lacks: the 0-d ops themselves, on the CPU
+        like = torch.empty((), dtype=like.dtype)
+        one, t_ = _scalar(1.0, like), _scalar(t, like)
+        b1_power, b2_power = _scalar(b1, like) ** t_, _scalar(b2, like) ** t_
+        return _scalar(lr, like) * torch.sqrt(one - b2_power) / (one - b1_power)
+    key = (lr, b1, b2, like.dtype, t // _STEP_SIZES)
+    cached = _step_sizes.get("block")
+    if cached is None or cached[0] != key:
+        steps = [kind(i) for i in range(key[-1] * _STEP_SIZES, (key[-1] + 1) * _STEP_SIZES)]
+        b1_power = torch.from_numpy(np.array([kind(b1) ** i for i in steps], dtype=kind))
+        b2_power = torch.from_numpy(np.array([kind(b2) ** i for i in steps], dtype=kind))
+        one = torch.ones((), dtype=like.dtype)
+        lr_ = torch.full((_STEP_SIZES,), lr, dtype=like.dtype)
+        cached = _step_sizes["block"] = (key, lr_ * torch.sqrt(one - b2_power) / (one - b1_power))
+    return cached[1][t % _STEP_SIZES]
+
+
+_STEP_SIZES = 64
+_step_sizes: dict = {}  # the last block computed: optimizers in turn recompute theirs
+_NUMPY_SCALARS = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _laid_out(grads, device, dtype, strides) -> bool:
+    """Whether each gradient is dense, on `device`, of `dtype` and laid out as its weight
+    (the fused kernel reads them as flat memory)."""
+    for g, stride in zip(grads, strides):
+        if g.dtype != dtype or g.device != device or g.is_sparse or g.stride() != stride:
+            return False
+    return True
 
 
 def _fused_adam_fits(params, *tensor_lists) -> bool:
@@ -537,7 +598,9 @@ class Optimizer:
                 p.mul_(1 - self.weight_decay * lr)
         for group in self.torch_optimizer.param_groups:
             group["lr"] = lr
-        self.torch_optimizer.step()
+        # rnnkit's own update where it has one: torch.optim's step() wraps it in profiling
+        # hooks that cost more than a small model's whole update
+        getattr(self.torch_optimizer, "update", self.torch_optimizer.step)()
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars=None):
@@ -572,8 +635,13 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         """Clear the gradients of the built parameters."""
-        if self.built:
-            self.torch_optimizer.zero_grad(set_to_none=set_to_none)
+        if not self.built:
+            return
+        if not set_to_none:
+            self.torch_optimizer.zero_grad(set_to_none=False)
+            return
+        for p in self.params:  # as torch's zero_grad(), without its profiling hooks
+            p.grad = None
 
     def _clip_gradients(self, grads):
         if self.clipnorm:

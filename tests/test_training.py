@@ -736,11 +736,12 @@ def test_predict_after_fit_sees_the_trained_weights(layer, optimizer):
 
 
 def test_jit_compile_chooses_the_step_and_fit_says_which_runs():
-    """On a GPU fit replays its step as a CUDA graph where it can (tests/test_cuda.py);
-    `model.step_path` says which step ran, and why not a graph."""
+    """On a GPU fit replays its step as a CUDA graph where it can (tests/test_cuda.py), on
+    the CPU it runs the direct step (tests/test_direct_step.py); `model.step_path` says
+    which step ran."""
     x, y = np.ones((8, 5, 3), np.float32), np.ones((8, 1), np.float32)
     for jit, path in (
-        ("auto", "eager (not on a CUDA GPU)"),
+        ("auto", "direct (hand-written backward passes, no autograd graph)"),
         (False, "eager (compile(jit_compile=False))"),
     ):
         model = Sequential([SimpleRNN(4), Dense(1)])

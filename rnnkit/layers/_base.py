@@ -376,6 +376,18 @@ class Layer(nn.Module):
     def check_input_shape(self, shape) -> None:
         """Raise a clear error if `shape` cannot go into this layer (before computing)."""
 
+    # ------------------------------------------------------- fit's direct step
+    def direct_blocker(self, training: bool) -> str | None:
+        """Why fit's direct step cannot run this layer (None if it can): see
+        `rnnkit.layers._direct`. Layers with a hand-written backward pass override it."""
+        return f"{type(self).__name__} '{self.name}' has no hand-written backward pass"
+
+    def direct_call(self, inputs, training: bool, needs_input_grad: bool):
+        """`(outputs, backward)`: this layer's output with no autograd graph recorded, and
+        `backward(d_outputs)`, which adds the weights' gradients to their `.grad` and returns
+        the input's gradient (None unless `needs_input_grad`)."""
+        raise NotImplementedError(self.direct_blocker(training))
+
     # ------------------------------------------------------------------- call
     def call(self, inputs, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement call().")

@@ -7,6 +7,7 @@ import math
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit.layers import _direct
 from rnnkit.layers._base import Layer, shape_str, to_tensor
 
 
@@ -103,6 +104,26 @@ class Dense(Layer):
             y = y + self.bias
         return self.activation(y)
 
+    def direct_blocker(self, training):
+        return _direct.common_blocker(self, Dense)
+
+    def direct_call(self, inputs, training, needs_input_grad):
+        kernel, bias = self.kernel, self.bias
+        z = inputs @ kernel
+        if bias is not None:
+            z += bias
+        y, activation_backward = _direct.activate(self.activation, z)
+
+        def backward(dy):
+            dz = activation_backward(dy)
+            rows = dz.reshape(-1, dz.shape[-1])  # (samples [x steps], units)
+            _direct.add_gradient(kernel, inputs.reshape(-1, inputs.shape[-1]).t() @ rows)
+            if bias is not None:
+                _direct.add_gradient(bias, rows.sum(0))
+            return dz @ kernel.t() if needs_input_grad else None
+
+        return y, backward
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
@@ -136,6 +157,13 @@ class Activation(Layer):
     def call(self, inputs):
         return self.activation(inputs)
 
+    def direct_blocker(self, training):
+        return _direct.common_blocker(self, Activation)
+
+    def direct_call(self, inputs, training, needs_input_grad):
+        y, backward = _direct.activate(self.activation, inputs)
+        return y, backward
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
@@ -168,6 +196,10 @@ class Dropout(Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:
             return inputs
+        return inputs * self._keep(inputs) / (1.0 - self.rate)
+
+    def _keep(self, inputs):
+        """A fresh keep mask for `inputs`: 1 for the kept values, 0 for the dropped."""
         shape = (
             inputs.shape
             if self.noise_shape is None
@@ -176,7 +208,16 @@ class Dropout(Layer):
         if self.seed is not None and self._generator is None:
             self._generator = torch.Generator(device=inputs.device).manual_seed(int(self.seed))
         keep = torch.rand(shape, generator=self._generator, device=inputs.device) >= self.rate
-        return inputs * keep.to(inputs.dtype) / (1.0 - self.rate)
+        return keep.to(inputs.dtype)
+
+    def direct_blocker(self, training):
+        return _direct.common_blocker(self, Dropout)
+
+    def direct_call(self, inputs, training, needs_input_grad):
+        if not training or self.rate == 0.0:
+            return inputs, lambda dy: dy
+        keep, scale = self._keep(inputs), 1.0 - self.rate
+        return inputs * keep / scale, lambda dy: dy / scale * keep  # as autograd orders it
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -195,6 +236,13 @@ class Flatten(Layer):
 
     def call(self, inputs):
         return inputs.reshape(inputs.shape[0], -1)
+
+    def direct_blocker(self, training):
+        return _direct.common_blocker(self, Flatten)
+
+    def direct_call(self, inputs, training, needs_input_grad):
+        shape = inputs.shape
+        return inputs.reshape(shape[0], -1), lambda dy: dy.reshape(shape)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]

@@ -7,7 +7,10 @@ import torch
 
 from rnnkit import constraints, initializers, regularizers
 from rnnkit._capture import in_graph
+from rnnkit.layers import _direct
 from rnnkit.layers._base import Layer
+
+_aten = torch.ops.aten
 
 
 class Embedding(Layer):
@@ -123,6 +126,20 @@ class Embedding(Layer):
         # The same rows as `self.embeddings[ids]`; torch's embedding backward sums the
         # gradient rows about twice as fast as indexing's scatter-add.
         return torch.nn.functional.embedding(self._ids(inputs), self.embeddings)  # (B, L, dim)
+
+    def direct_blocker(self, training):
+        if self.mask_zero:
+            return f"Embedding '{self.name}' has mask_zero=True (masks run on autograd)"
+        return _direct.common_blocker(self, Embedding)
+
+    def direct_call(self, inputs, training, needs_input_grad):
+        ids, table = self._ids(inputs), self.embeddings
+
+        def backward(dy):  # the rows' gradients summed per id, as autograd's embedding does
+            rows = table.shape[0]
+            _direct.add_gradient(table, _aten.embedding_dense_backward(dy, ids, rows, -1, False))
+
+        return torch.nn.functional.embedding(ids, table), backward
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

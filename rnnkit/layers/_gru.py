@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
-from rnnkit.kernels.gru import gru_states
+from rnnkit.kernels import by_hand
+from rnnkit.kernels.gru import GRURecurrence, gru_states
 from rnnkit.kernels.torch_rnn import gru_sequence
+from rnnkit.layers import _direct
 from rnnkit.layers._rnn import (
     CellLayer,
     DenseRNNCell,
@@ -166,3 +168,33 @@ class GRU(CellLayer):
             cell.reset_after,
         )  # (B, T, H), (B, H)
         return outputs_of_fused(self, h, last, mask)
+
+    def _direct_recurrence(self, x, states, needs_input_grad):
+        cell = self.cell
+        w, u, bias = cell.kernel, cell.recurrent_kernel, cell.bias
+        b_in, b_rec = cell._biases()
+        trains_bias = bias is not None and bias.requires_grad
+        needs = (needs_input_grad, w.requires_grad, trains_bias, trains_bias and cell.reset_after)
+        names = (
+            activations.serialize(cell.activation),
+            activations.serialize(cell.recurrent_activation),
+            cell.reset_after,
+        )
+        (h, last), recurrence_backward = by_hand.run(
+            GRURecurrence,
+            (*needs, False, u.requires_grad, False, False, False, False),
+            *(x, w, b_in, b_rec, states[0], u, None, *names),
+        )  # (T, B, H), (B, H)
+        sequences = self.return_sequences
+
+        def backward(dy):
+            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
+            dx, dw, db, db_rec, _, du, *_ = recurrence_backward(*grads)
+            if db is not None and cell.reset_after:  # the bias is (2, 3H): [b; b']
+                db = torch.stack([db, db_rec])
+            for param, grad in ((w, dw), (bias, db), (u, du)):
+                if param is not None:
+                    _direct.add_gradient(param, grad)
+            return dx
+
+        return (h.transpose(0, 1) if sequences else last), backward

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from rnnkit import activations
-from rnnkit.kernels import compiled
-from rnnkit.kernels.lstm import lstm_states
+from rnnkit.kernels import by_hand, compiled
+from rnnkit.kernels.lstm import LSTMRecurrence, lstm_states
 from rnnkit.kernels.torch_rnn import lstm_sequence
+from rnnkit.layers import _direct
 from rnnkit.layers._rnn import (
     CellLayer,
     DenseRNNCell,
@@ -163,3 +164,33 @@ class LSTM(CellLayer):
         )  # (B, T, H), (B, H)
         outputs = masked_outputs(self, h, mask)
         return outputs, outputs[:, -1], [h[:, -1], c]
+
+    def _direct_recurrence(self, x, states, needs_input_grad):
+        cell = self.cell
+        w, u, b = cell.kernel, cell.recurrent_kernel, cell.bias
+        trains_b = b is not None and b.requires_grad
+        names = (
+            activations.serialize(cell.activation),
+            activations.serialize(cell.recurrent_activation),
+        )
+        needs = (needs_input_grad, w.requires_grad, trains_b, False, False, u.requires_grad)
+        (h, c_last), recurrence_backward = by_hand.run(
+            LSTMRecurrence,
+            (*needs, False, False, False),
+            *(x.transpose(0, 1).contiguous(), w, b, *states, u, None, *names),
+        )  # (T, B, H), (B, H)
+        sequences = self.return_sequences
+
+        def backward(dy):
+            if sequences:
+                grad_h = dy.transpose(0, 1)
+            else:  # the last step's output is a view of every step's, as in the layer
+                grad_h = h.new_zeros(h.shape)
+                grad_h[-1] = dy
+            dx, dw, db, _, _, du, *_ = recurrence_backward(grad_h, torch.zeros_like(c_last))
+            for param, grad in ((w, dw), (b, db), (u, du)):
+                if param is not None:
+                    _direct.add_gradient(param, grad)
+            return None if dx is None else dx.transpose(0, 1)
+
+        return (h.transpose(0, 1) if sequences else h[-1]), backward

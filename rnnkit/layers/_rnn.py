@@ -20,6 +20,7 @@ from rnnkit import _tree, activations, constraints, initializers, regularizers
 from rnnkit._capture import in_graph
 from rnnkit.kernels import compiled
 from rnnkit.kernels.simple_rnn import ACTIVATIONS
+from rnnkit.layers import _direct
 from rnnkit.layers._base import Layer, shape_str, snake_case, to_tensor
 
 
@@ -772,6 +773,32 @@ class CellLayer(RNN):
             unroll=unroll,
             **kwargs,
         )
+
+    # ------------------------------------------------------- fit's direct step
+    def direct_blocker(self, training):
+        why = _direct.common_blocker(self, RNN)
+        if why:
+            return why
+        name = f"{type(self).__name__} '{self.name}'"
+        for flag in ("stateful", "return_state", "go_backwards"):
+            if getattr(self, flag):
+                return f"{name} has {flag}=True"
+        cell = self.cell
+        if training and (getattr(cell, "dropout", 0) or getattr(cell, "recurrent_dropout", 0)):
+            return f"{name} has dropout (its masks are drawn in the layer's loop)"
+        fused, path = self.choose_path(training)
+        if getattr(fused, "__func__", None) is not type(self)._fused_recurrence:
+            return f"{name} runs the {path}"
+        return None
+
+    def direct_call(self, inputs, training, needs_input_grad):
+        h0 = self.get_initial_state(inputs.shape[0], device=inputs.device)
+        return self._direct_recurrence(inputs, h0, needs_input_grad)
+
+    def _direct_recurrence(self, x, states, needs_input_grad):
+        """The fused recurrence's forward pass run by hand (`rnnkit.kernels.by_hand`) from
+        `states`: `(output, backward)` as `direct_call` returns them."""
+        raise NotImplementedError
 
     def get_config(self):
         """The cell's arguments sit beside the loop's, as in Keras' configs."""

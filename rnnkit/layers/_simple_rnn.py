@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from rnnkit import activations
-from rnnkit.kernels.simple_rnn import simple_rnn_states
+from rnnkit.kernels import by_hand
+from rnnkit.kernels.simple_rnn import SimpleRNNRecurrence, simple_rnn_states
 from rnnkit.kernels.torch_rnn import rnn_sequence
+from rnnkit.layers import _direct
 from rnnkit.layers._rnn import (
     CellLayer,
     DenseRNNCell,
@@ -107,3 +109,22 @@ class SimpleRNN(CellLayer):
             x, states[0], cell.kernel, cell.recurrent_kernel, cell.bias, mask, activation
         )  # (B, T, H), (B, H)
         return outputs_of_fused(self, h, last, mask)
+
+    def _direct_recurrence(self, x, states, needs_input_grad):
+        cell = self.cell
+        w, u, b = cell.kernel, cell.recurrent_kernel, cell.bias
+        needs = (needs_input_grad, w.requires_grad, b is not None and b.requires_grad, False)
+        args = (x, w, b, states[0], u, None, activations.serialize(cell.activation))
+        (h, last), recurrence_backward = by_hand.run(
+            SimpleRNNRecurrence, (*needs, u.requires_grad, False, False), *args
+        )  # (T, B, H), (B, H)
+        sequences = self.return_sequences
+
+        def backward(dy):
+            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
+            dx, dw, db, _, du, *_ = recurrence_backward(*grads)
+            for param, grad in ((w, dw), (b, db), (u, du)):
+                _direct.add_gradient(param, grad)
+            return dx
+
+        return (h.transpose(0, 1) if sequences else last), backward

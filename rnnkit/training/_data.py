@@ -190,14 +190,27 @@ class ArrayBatches:
             self._pass = None
 
     def _one_pass(self):
+        arrays = (self.x, self.y, self.sample_weight)
         order = self.permute(self.n) if self.shuffle else None
+        if order is not None and _nbytes(arrays) <= SHUFFLE_WHOLE_BELOW:
+            # the pass's order gathered once; each batch is then a view, not a gather
+            arrays, order = tuple(take(a, order) for a in arrays), None
         for start in range(0, self.n, self.batch_size):
             index = (
                 order[start : start + self.batch_size]
                 if order is not None
                 else slice(start, start + self.batch_size)
             )
-            yield take(self.x, index), take(self.y, index), take(self.sample_weight, index)
+            yield tuple(take(a, index) for a in arrays)
+
+
+# Data up to this size is shuffled whole at the start of each pass, a copy of it, and sliced
+# into batches; larger data is gathered batch by batch, which keeps memory flat.
+SHUFFLE_WHOLE_BELOW = 64 * 2**20
+
+
+def _nbytes(arrays) -> int:
+    return sum(t.numel() * t.element_size() for t in _tree.flatten(arrays) if t is not None)
 
 
 class IterableBatches:

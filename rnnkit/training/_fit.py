@@ -23,7 +23,7 @@ from rnnkit.callbacks._base import Callback, CallbackList, History
 from rnnkit.callbacks._progress import progress_logger
 from rnnkit.callbacks._stopping import TerminateOnNaN
 from rnnkit.layers._base import Layer, get_mask
-from rnnkit.training import _parallel
+from rnnkit.training import _direct, _parallel
 from rnnkit.training._data import (
     ArrayBatches,
     check_count,
@@ -451,6 +451,8 @@ def fit_model(
     graph = _graph_step(model, step, data, output_shape) if dp is None else None
     if dp is not None:
         model.step_path = f"eager (data-parallel on {dp.world_size} processes)"
+    elif graph is None:
+        graph = _direct_step(model, step, data)
     params = {
         "epochs": epochs,
         "steps": data.num_batches,
@@ -467,7 +469,7 @@ def fit_model(
     except BaseException:  # Ctrl-C or an error: no on_train_end, but close what is open
         callback_list.interrupted()
         raise
-    if graph is not None and graph.failed is not None:
+    if isinstance(graph, GraphStep) and graph.failed is not None:
         model.step_path = f"eager (recording a CUDA graph failed: {graph.failed})"
     callback_list.on_train_end(logs)
     return model.history
@@ -539,6 +541,19 @@ def _graph_step(model, step, data, output_shape):
     return graph
 
 
+def _direct_step(model, step, data):
+    """fit's direct step (`_direct`) where the model and data allow it (None: the eager
+    step), with `model.step_path` saying which and why."""
+    why = _direct.blocker(model, step, data)
+    if why is not None:
+        device = model.weights_device()
+        if device is None or device.type == "cpu":  # on a GPU, why no CUDA graph matters
+            model.step_path = f"eager ({why})"
+        return None
+    model.step_path = "direct (hand-written backward passes, no autograd graph)"
+    return _direct.DirectStep(model)
+
+
 def _fit_callbacks(model, callbacks, verbose, params):
     """The user's callbacks, then a new `model.history`, then the progress display."""
     model.history = History()
@@ -580,7 +595,10 @@ def _train_step(model, step, graph, xb, yb, wb):
     batch), metrics, the update and constraints. Returns the batch's loss."""
     if step.dp is not None:
         return _parallel.train_step(model, step, step.dp, xb, yb, wb)
-    if graph is not None:
+    if isinstance(graph, _direct.DirectStep):
+        loss, y_pred = graph.run(xb, yb, wb)
+        mask = None
+    elif graph is not None:
         run = graph.run if graph.takes(xb, yb, wb) else graph.eager
         loss, y_pred, mask = run(xb, yb, wb)
     else:
