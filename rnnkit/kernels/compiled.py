@@ -85,17 +85,30 @@ def _loop(name, buffers, mask, shape, activations, *flags) -> None:
     """Call loop `name` for the buffers' dtype: `buffers` (tensors by address, None a null
     pointer), the mask's bytes, `shape` `(T, B, H)`, the activations' codes, `flags` and the
     thread count."""
+    dtype = buffers[0].dtype
     for t in buffers:  # the loops index flat memory of one dtype
-        if t is not None and (not t.is_contiguous() or t.dtype != buffers[0].dtype):
+        if t is not None and (not t.is_contiguous() or t.dtype != dtype):
             raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous or mixed buffer")
-    fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[buffers[0].dtype]}")
-    mask = _mask_bytes(mask)
     ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, torch.get_num_threads())
-    fn(*(_address(t) for t in buffers), _address(mask), *(ctypes.c_int(int(i)) for i in ints))
+    addresses = [None if t is None else t.data_ptr() for t in buffers]
+    addresses.append(None if mask is None else _mask_bytes(mask).data_ptr())
+    _function(name, dtype, len(addresses), len(ints))(*addresses, *map(int, ints))
 
 
-def _address(t: torch.Tensor | None) -> ctypes.c_void_p:
-    return ctypes.c_void_p(None if t is None else t.data_ptr())
+_FUNCTIONS: dict = {}
+
+
+def _function(name, dtype, pointers: int, ints: int):
+    """Loop `name` for `dtype`, its argument types declared (so ctypes converts plain ints and
+    addresses itself, faster than making a ctypes object per argument)."""
+    key = (LIBRARY, name, dtype)  # the tests and benchmarks swap in other builds
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        fn = getattr(LIBRARY, f"rnnkit_{name}_{_SUFFIX[dtype]}")
+        fn.argtypes = [ctypes.c_void_p] * pointers + [ctypes.c_int] * ints
+        fn.restype = None
+        _FUNCTIONS[key] = fn
+    return fn
 
 
 def _mask_bytes(mask: torch.Tensor | None) -> torch.Tensor | None:

@@ -56,12 +56,14 @@ def compile_model(
     """
     kwargs.pop("run_eagerly", None)  # Keras execution options with no meaning here
     kwargs.pop("steps_per_execution", None)
-    # Keras' switch for its compiled step; here, fit's step as a CUDA graph on a GPU
+    # Keras' switch for its compiled step; here, fit's step as a CUDA graph on a GPU, and
+    # its direct step (no autograd graph) on the CPU
     jit_compile = kwargs.pop("jit_compile", "auto")
     if jit_compile not in (True, False, "auto"):
         raise ValueError(
             f"compile(): jit_compile must be True, False or 'auto'; got {jit_compile!r}. "
-            "On a GPU, 'auto' (and True) replay fit's step as a CUDA graph where it can."
+            "'auto' (and True) replay fit's step as a CUDA graph on a GPU and run its direct "
+            "step on the CPU where they can; False keeps the eager step."
         )
     if kwargs:
         raise TypeError(f"compile() got unexpected argument(s) {', '.join(sorted(kwargs))}.")
@@ -365,8 +367,10 @@ def fit_model(
     """`model.fit(x, y, epochs=10)`: train on `(x, y)` in shuffled batches; returns a `History`.
 
     On a GPU the step is recorded once as a CUDA graph and replayed for each batch where the
-    model and data allow it (`rnnkit.training._graph`); `model.step_path` says which step ran,
-    and `compile(jit_compile=False)` keeps the eager one. A loss that turns NaN or infinite
+    model and data allow it (`rnnkit.training._graph`); on the CPU a Sequential model whose
+    layers all have hand-written backward passes trains with the direct step, no autograd
+    graph (`rnnkit.training._direct`). `model.step_path` says which step ran and why, and
+    `compile(jit_compile=False)` keeps the eager one. A loss that turns NaN or infinite
     is reported once per call, as a RuntimeWarning. Stopped at any point (Ctrl-C), the model
     can be fitted again and saved.
 
