@@ -19,6 +19,11 @@
 //
 // Buffers are time-major, (T, B, width), C-contiguous, float32 or float64; the layout of each
 // is the Python kernel's. Nothing here allocates.
+//
+// Members: an ensemble of `members` models of one architecture runs as one loop over all
+// their rows, grouped member-major (rows [m B_m, (m + 1) B_m) are member m's). Each member
+// has its own packed U (the members' panels back to back), narrow W and bias, and GRU
+// recurrent bias; a thread's rows are run a member's part at a time (`split_batch`).
 
 #include <Python.h>
 
@@ -311,10 +316,25 @@ void gemm(const T* a, long lda, const T* panels, T* c, long ldc, int m, int k, i
 
 // ---- threads: each takes a contiguous share of the batch rows ------------------------------
 
-template <typename F> void split_batch(int batch, int threads, F body) {
+// body(first, last) on a thread's rows, in pieces of one member each (rows of member m are
+// [m * batch / members, (m + 1) * batch / members)): the whole loop runs over each piece.
+template <typename F> void split_batch(int batch, int threads, int members, F body) {
+  auto pieces = [&](int first, int last) {
+    if (members <= 1) {
+      body(first, last);
+      return;
+    }
+    const int per = batch / members;
+    while (first < last) {
+      int end = (first / per + 1) * per;
+      if (end > last) end = last;
+      body(first, end);
+      first = end;
+    }
+  };
   if (threads > batch) threads = batch;
   if (threads <= 1) {
-    body(0, batch);
+    pieces(0, batch);
     return;
   }
 #ifdef _OPENMP
@@ -323,10 +343,10 @@ template <typename F> void split_batch(int batch, int threads, F body) {
   {
     int first = omp_get_thread_num() * per;
     int last = first + per < batch ? first + per : batch;
-    if (first < last) body(first, last);
+    if (first < last) pieces(first, last);
   }
 #else  // built without OpenMP: one thread
-  body(0, batch);
+  pieces(0, batch);
 #endif
 }
 
@@ -344,11 +364,14 @@ struct Share {
 // whole loop over its rows, with no synchronisation. A smaller batch (predicting one
 // sequence) is split by units instead, in whole panels: each thread computes its units' share
 // of every gate, product and element-wise step, and the threads wait for each other after
-// every step, since the next step reads all of h_t.
-template <typename T, typename F> void split_forward(int batch, int units, int threads, F body) {
+// every step, since the next step reads all of h_t. Several members always split the batch:
+// a share's rows are then one member's.
+template <typename T, typename F>
+void split_forward(int batch, int units, int threads, int members, F body) {
   constexpr int W = kWidth<T>;
   const int panels = units / W;
-  if (threads > 1 && batch < 4 * threads && units % W == 0 && panels >= threads) {
+  if (members == 1 && threads > 1 && batch < 4 * threads && units % W == 0 &&
+      panels >= threads) {
 #ifdef _OPENMP
     const int per = (panels + threads - 1) / threads;
 #pragma omp parallel num_threads(threads)
@@ -361,7 +384,7 @@ template <typename T, typename F> void split_forward(int batch, int units, int t
     return;
 #endif
   }
-  split_batch(batch, threads,
+  split_batch(batch, threads, members,
               [&](int first, int last) { body(Share{first, last, 0, units, false}); });
 }
 
@@ -401,6 +424,16 @@ template <typename T> struct Narrow {
   const T* bias;  // (width,) or nullptr
   T* grads;       // (B, features + 1, width): each batch row's share of [dW; db], added to
   int features;
+
+  // Member m's W and bias, of `members` stacked: (members, features, width), (members, width).
+  Narrow member(int m, int width) const {
+    Narrow n = *this;
+    if (x != nullptr) {
+      n.w += (long)m * features * width;
+      if (bias != nullptr) n.bias += (long)m * width;
+    }
+    return n;
+  }
 };
 
 // out[r, g * units + j] = b + x[t, r] W for a share's rows and units of each of `gates`
@@ -447,10 +480,13 @@ inline void accumulate_inputs(const Narrow<T>& in, int t, int batch, int r, int 
 // u: U, (H, H), packed; the backward loops take U^T packed. (`pack` makes both.)
 
 template <typename T>
-void simple_rnn_forward(T* a, T* h, const T* u, Narrow<T> in, const uint8_t* mask, int steps,
-                        int batch, int units, int act, int threads) {
+void simple_rnn_forward(T* a, T* h, const T* u_all, Narrow<T> in_all, const uint8_t* mask,
+                        int steps, int batch, int units, int act, int threads, int members) {
   const long slab = (long)batch * units;
-  split_forward<T>(batch, units, threads, [=](const Share& s) {
+  split_forward<T>(batch, units, threads, members, [=](const Share& s) {
+    const int m = s.first / (batch / members);  // this share's member
+    const T* u = u_all + m * packed_size<T>(units, units);
+    const Narrow<T> in = in_all.member(m, units);
     for (int t = 1; t <= steps; t++) {
       T* a_t = a + t * slab;
       const T* prev = h + (t - 1) * slab;
@@ -476,11 +512,12 @@ void simple_rnn_forward(T* a, T* h, const T* u, Narrow<T> in, const uint8_t* mas
 // set (not); on return g[t], t >= 1, is dz_t and g[0] dL/dh_0. With `in.x`, in.grads gathers
 // [dW; db] too.
 template <typename T>
-void simple_rnn_backward(T* g, const T* a, const T* ut, Narrow<T> in, const uint8_t* mask,
-                         int steps, int batch, int units, int act, bool accumulate,
-                         int threads) {
+void simple_rnn_backward(T* g, const T* a, const T* ut_all, Narrow<T> in, const uint8_t* mask,
+                         int steps, int batch, int units, int act, bool accumulate, int threads,
+                         int members) {
   const long slab = (long)batch * units;
-  split_batch(batch, threads, [=](int first, int last) {
+  split_batch(batch, threads, members, [=](int first, int last) {
+    const T* ut = ut_all + first / (batch / members) * packed_size<T>(units, units);
     const int n = last - first;
     for (int t = steps; t >= 1; t--) {
       T* g_t = g + t * slab + (long)first * units;
@@ -516,12 +553,16 @@ void simple_rnn_backward(T* g, const T* a, const T* ut, Narrow<T> in, const uint
 // h: (T + 1, B, H), h[0] = h_0. diff: (T, B, H), h_{t-1} - n_t. u: (H, 3H).
 
 template <typename T>
-void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h, Narrow<T> in,
-                 const uint8_t* mask, int steps, int batch, int units, int act, int sigma,
-                 int threads) {
+void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u_all, const T* bias_h_all,
+                 Narrow<T> in_all, const uint8_t* mask, int steps, int batch, int units, int act,
+                 int sigma, int threads, int members) {
   const long slab = (long)batch * units;
   const int width = 3 * units;
-  split_forward<T>(batch, units, threads, [=](const Share& s) {
+  split_forward<T>(batch, units, threads, members, [=](const Share& s) {
+    const int m = s.first / (batch / members);  // this share's member
+    const T* u = u_all + m * packed_size<T>(units, width);
+    const T* bias_h = bias_h_all != nullptr ? bias_h_all + (long)m * units : nullptr;
+    const Narrow<T> in = in_all.member(m, width);
     for (int t = 0; t < steps; t++) {
       T* gates = zrh + (long)t * batch * width;
       const T* prev = h + t * slab;
@@ -567,12 +608,13 @@ void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u, const T* bias_h, N
 // [dz', dr', dn' r] and dn: (T, B, H) dn' (zero for held steps). ut: U^T, (3H, H). With
 // `in.x`, in.grads gathers [dW; db] too, from [dz', dr', dn'].
 template <typename T>
-void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff, const T* ut,
-                  Narrow<T> in, const uint8_t* mask, int steps, int batch, int units, int act,
-                  int sigma, bool accumulate, int threads) {
+void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff,
+                  const T* ut_all, Narrow<T> in, const uint8_t* mask, int steps, int batch,
+                  int units, int act, int sigma, bool accumulate, int threads, int members) {
   const long slab = (long)batch * units;
   const int width = 3 * units;
-  split_batch(batch, threads, [=](int first, int last) {
+  split_batch(batch, threads, members, [=](int first, int last) {
+    const T* ut = ut_all + first / (batch / members) * packed_size<T>(width, units);
     const int rows_n = last - first;
     for (int t = steps - 1; t >= 0; t--) {
       T* back = g + t * slab + (long)first * units;
@@ -625,12 +667,15 @@ void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff
 // unmasked). squashed: (T, B, H), act(c'). u: (H, 4H).
 
 template <typename T>
-void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u, Narrow<T> in,
-                  const uint8_t* mask, int steps, int batch, int units, int act, int sigma,
-                  int threads) {
+void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u_all,
+                  Narrow<T> in_all, const uint8_t* mask, int steps, int batch, int units, int act,
+                  int sigma, int threads, int members) {
   const long slab = (long)batch * units;
   const int width = 4 * units;
-  split_forward<T>(batch, units, threads, [=](const Share& s) {
+  split_forward<T>(batch, units, threads, members, [=](const Share& s) {
+    const int m = s.first / (batch / members);  // this share's member
+    const T* u = u_all + m * packed_size<T>(units, width);
+    const Narrow<T> in = in_all.member(m, width);
     for (int t = 0; t < steps; t++) {
       T* z = gates + (long)t * batch * width;
       if (in.x != nullptr) project<T>(in, t, batch, 4, units, s, z);
@@ -672,11 +717,12 @@ void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u, Narro
 // With `in.x`, in.grads gathers [dW; db] too.
 template <typename T>
 void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squashed,
-                   const T* ut, Narrow<T> in, const uint8_t* mask, int steps, int batch,
-                   int units, int act, int sigma, bool accumulate, int threads) {
+                   const T* ut_all, Narrow<T> in, const uint8_t* mask, int steps, int batch,
+                   int units, int act, int sigma, bool accumulate, int threads, int members) {
   const long slab = (long)batch * units;
   const int width = 4 * units;
-  split_batch(batch, threads, [=](int first, int last) {
+  split_batch(batch, threads, members, [=](int first, int last) {
+    const T* ut = ut_all + first / (batch / members) * packed_size<T>(width, units);
     const int rows_n = last - first;
     for (int t = steps - 1; t >= 0; t--) {
       T* back = gh + t * slab + (long)first * units;
@@ -728,34 +774,37 @@ void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squ
 #define NARROW(T) const T *x, const T *w, const T *bias, T *grads
 #define SIMPLE_FORWARD(T)                                                                    \
   (T* a, T* h, const T* u, NARROW(T), const uint8_t* m, int s, int b, int n, int act, int nx, \
-   int th)
+   int th, int mem)
 #define SIMPLE_BACKWARD(T)                                                                  \
   (T* g, const T* a, const T* ut, NARROW(T), const uint8_t* m, int s, int b, int n, int act, \
-   int acc, int nx, int th)
+   int acc, int nx, int th, int mem)
 #define GRU_FORWARD(T)                                                                     \
   (T* zrh, T* cand, T* h, T* diff, const T* u, const T* bh, NARROW(T), const uint8_t* m, int s, \
-   int b, int n, int act, int sig, int nx, int th)
+   int b, int n, int act, int sig, int nx, int th, int mem)
 #define GRU_BACKWARD(T)                                                                    \
   (T* g, T* d, T* dn, const T* zrh, const T* cand, const T* diff, const T* ut, NARROW(T),  \
-   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int nx, int th)
+   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int nx, int th, int mem)
 #define LSTM_FORWARD(T)                                                                      \
   (T* gates, T* h, T* c, T* nc, T* sq, const T* u, NARROW(T), const uint8_t* m, int s, int b, \
-   int n, int act, int sig, int nx, int th)
+   int n, int act, int sig, int nx, int th, int mem)
 #define LSTM_BACKWARD(T)                                                                 \
   (T* gh, T* gc, T* dz, const T* gates, const T* c, const T* sq, const T* ut, NARROW(T),  \
-   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int nx, int th)
+   const uint8_t* m, int s, int b, int n, int act, int sig, int acc, int nx, int th, int mem)
 #define PACK(T) (const T* b, long sk, long sn, int k, int n, T* panels)
 
 RNNKIT_BOTH(pack, PACK, (b, sk, sn, k, n, panels))
 #define IN {x, w, bias, grads, nx}
-RNNKIT_BOTH(simple_rnn_forward, SIMPLE_FORWARD, (a, h, u, IN, m, s, b, n, act, th))
-RNNKIT_BOTH(simple_rnn_backward, SIMPLE_BACKWARD, (g, a, ut, IN, m, s, b, n, act, acc != 0, th))
-RNNKIT_BOTH(gru_forward, GRU_FORWARD, (zrh, cand, h, diff, u, bh, IN, m, s, b, n, act, sig, th))
+RNNKIT_BOTH(simple_rnn_forward, SIMPLE_FORWARD, (a, h, u, IN, m, s, b, n, act, th, mem))
+RNNKIT_BOTH(simple_rnn_backward, SIMPLE_BACKWARD,
+            (g, a, ut, IN, m, s, b, n, act, acc != 0, th, mem))
+RNNKIT_BOTH(gru_forward, GRU_FORWARD,
+            (zrh, cand, h, diff, u, bh, IN, m, s, b, n, act, sig, th, mem))
 RNNKIT_BOTH(gru_backward, GRU_BACKWARD,
-            (g, d, dn, zrh, cand, diff, ut, IN, m, s, b, n, act, sig, acc != 0, th))
-RNNKIT_BOTH(lstm_forward, LSTM_FORWARD, (gates, h, c, nc, sq, u, IN, m, s, b, n, act, sig, th))
+            (g, d, dn, zrh, cand, diff, ut, IN, m, s, b, n, act, sig, acc != 0, th, mem))
+RNNKIT_BOTH(lstm_forward, LSTM_FORWARD,
+            (gates, h, c, nc, sq, u, IN, m, s, b, n, act, sig, th, mem))
 RNNKIT_BOTH(lstm_backward, LSTM_BACKWARD,
-            (gh, gc, dz, gates, c, sq, ut, IN, m, s, b, n, act, sig, acc != 0, th))
+            (gh, gc, dz, gates, c, sq, ut, IN, m, s, b, n, act, sig, acc != 0, th, mem))
 
 extern "C" long rnnkit_packed_size_f32(int k, int n) { return packed_size<float>(k, n); }
 extern "C" int rnnkit_vector_bytes() { return kVectorBytes; }

@@ -7,6 +7,11 @@ built, `missing()` says why and the kernels run their per-step loops in Python.
 Each wrapper takes the Python kernel's own buffers, time-major and C-contiguous, and fills
 them in place; the docstrings name which hold what. `U` (`U^T` backward) goes in packed, see
 `_pack`. The loops use `torch.get_num_threads()` threads (see `split_forward` in `_loops.cpp`).
+
+Members (`rnnkit.kernels.members`): given `U` stacked `(M, H, width)`, a wrapper runs an
+ensemble of M models in one loop: the batch rows are member-major (B = M * B_m), each member's
+`U` is packed apart and the panels go in back to back, and the narrow `W` `(M, D, width)`,
+bias `(M, width)` and GRU's `b'_h` `(M, H)` are stacked the same way.
 """
 
 from __future__ import annotations
@@ -81,15 +86,16 @@ def missing(*tensors: torch.Tensor | None) -> str | None:
     return None
 
 
-def _loop(name, buffers, mask, shape, activations, *flags) -> None:
+def _loop(name, buffers, mask, shape, activations, *flags, members=1) -> None:
     """Call loop `name` for the buffers' dtype: `buffers` (tensors by address, None a null
-    pointer), the mask's bytes, `shape` `(T, B, H)`, the activations' codes, `flags` and the
-    thread count."""
+    pointer), the mask's bytes, `shape` `(T, B, H)`, the activations' codes, `flags`, the
+    thread count and the members count."""
     dtype = buffers[0].dtype
     for t in buffers:  # the loops index flat memory of one dtype
         if t is not None and (not t.is_contiguous() or t.dtype != dtype):
             raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous or mixed buffer")
-    ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, torch.get_num_threads())
+    threads = torch.get_num_threads()
+    ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, threads, members)
     addresses = [None if t is None else t.data_ptr() for t in buffers]
     addresses.append(None if mask is None else _mask_bytes(mask).data_ptr())
     _function(name, dtype, len(addresses), len(ints))(*addresses, *map(int, ints))
@@ -125,6 +131,15 @@ def _pack(b: torch.Tensor) -> torch.Tensor:
         ctypes.c_void_p(b.data_ptr()), *stride, *b.shape, ctypes.c_void_p(panels.data_ptr())
     )
     return panels
+
+
+def _panels(u: torch.Tensor, transposed: bool) -> tuple[torch.Tensor, int]:
+    """`U` (`U^T` with `transposed`: the backward loops') packed, and the members count: a
+    stack `(M, H, width)` packs each member's matrix, the M blocks back to back."""
+    if u.dim() == 3:
+        blocks = [_pack(m.t() if transposed else m) for m in u.unbind(0)]
+        return torch.cat(blocks), u.shape[0]
+    return (_pack(u.t()) if transposed else _forward_panels(u)), 1
 
 
 def _forward_panels(u: torch.Tensor) -> torch.Tensor:
@@ -186,32 +201,37 @@ def narrow_sums(per_row, needs_w=True, needs_b=True) -> tuple:
 def simple_rnn_forward(a, h, u, mask, activation: str, inputs=NO_INPUTS) -> None:
     """`a`, `h`: `(T + 1, B, H)`; `a[1:]` holds `x W + b` (or gets it from `inputs`, see
     `narrow`) and becomes the activations, `h` (which is `a` when unmasked) the states; row 0
-    of both is `h_0`. `u`: `(H, H)`."""
+    of both is `h_0`. `u`: `(H, H)`, or `(M, H, H)` for M members."""
     shape = (a.shape[0] - 1, *a.shape[1:])
     narrow_buffers, features = inputs
-    buffers = (a, h, _forward_panels(u), *narrow_buffers)
-    _loop("simple_rnn_forward", buffers, mask, shape, (activation,), features)
+    panels, members = _panels(u, False)
+    buffers = (a, h, panels, *narrow_buffers)
+    _loop("simple_rnn_forward", buffers, mask, shape, (activation,), features, members=members)
 
 
 def simple_rnn_backward(grad, a, u, mask, activation: str, accumulate: bool, inputs=NO_INPUTS):
     """`grad`: `(T + 1, B, H)` from `simple_rnn.state_gradients`; rows 1.. become `dz_t` and
     row 0 `dL/dh_0` (added to the output's gradients, or written: `accumulate`). `a`: the
-    activations from the forward loop. `u`: `(H, H)`. `inputs` (`narrow`): gather dW, db."""
+    activations from the forward loop. `u`: `(H, H)` (or `(M, H, H)`). `inputs` (`narrow`):
+    gather dW, db."""
     shape = (a.shape[0] - 1, *a.shape[1:])
     narrow_buffers, features = inputs
-    buffers = (grad, a, _pack(u.t()), *narrow_buffers)
-    _loop("simple_rnn_backward", buffers, mask, shape, (activation,), accumulate, features)
+    panels, members = _panels(u, True)
+    buffers = (grad, a, panels, *narrow_buffers)
+    flags = (accumulate, features)
+    _loop("simple_rnn_backward", buffers, mask, shape, (activation,), *flags, members=members)
 
 
 def gru_forward(zrh, n, states, diff, u, bias_h, mask, act, recurrent, inputs=NO_INPUTS):
     """`zrh`: `(T, B, 3H)` holding `x W + [b_zr + b'_zr, b_h]` (or getting it from `inputs`,
     `narrow`), which becomes `[z, r, h_{t-1} U_h + b'_h]` (`bias_h`: `b'_h`, or None); `n`:
     `(T, B, H)` gets the candidates; `states`: `(T + 1, B, H)` with row 0 `h_0`; `diff`:
-    `(T, B, H)` gets `h_{t-1} - n_t`."""
+    `(T, B, H)` gets `h_{t-1} - n_t`. `u`: `(H, 3H)`, or `(M, H, 3H)` with `bias_h` `(M, H)`."""
     bias_h = None if bias_h is None else bias_h.contiguous()
     narrow_buffers, features = inputs
-    buffers = (zrh, n, states, diff, _forward_panels(u), bias_h, *narrow_buffers)
-    _loop("gru_forward", buffers, mask, n.shape, (act, recurrent), features)
+    panels, members = _panels(u, False)
+    buffers = (zrh, n, states, diff, panels, bias_h, *narrow_buffers)
+    _loop("gru_forward", buffers, mask, n.shape, (act, recurrent), features, members=members)
 
 
 def gru_backward(grad, d, dn, zrh, n, diff, u, mask, act, recurrent, accumulate, inputs=NO_INPUTS):
@@ -219,18 +239,22 @@ def gru_backward(grad, d, dn, zrh, n, diff, u, mask, act, recurrent, accumulate,
     and `dn`: `(T, B, H)` `dn'`; the rest are the forward loop's buffers. `inputs` (`narrow`):
     gather dW, db from `[dz', dr', dn']`."""
     narrow_buffers, features = inputs
-    buffers = (grad, d, dn, zrh, n, diff, _pack(u.t()), *narrow_buffers)
-    _loop("gru_backward", buffers, mask, n.shape, (act, recurrent), accumulate, features)
+    panels, members = _panels(u, True)
+    buffers = (grad, d, dn, zrh, n, diff, panels, *narrow_buffers)
+    flags = (accumulate, features)
+    _loop("gru_backward", buffers, mask, n.shape, (act, recurrent), *flags, members=members)
 
 
 def lstm_forward(gates, h, c, new_c, squashed, u, mask, act, recurrent, inputs=NO_INPUTS):
     """`gates`: `(T, B, 4H)` holding `x W + b` (or getting it from `inputs`, `narrow`), which
     becomes `[i, f, g, o]`; `h`, `c`: `(T + 1, B, H)` with row 0 `h_0`, `c_0`; `new_c`: `c'`
     before the mask (`c` itself when unmasked); `squashed`: `(T, B, H)` gets `act(c')`. `u`:
-    `(H, 4H)`."""
+    `(H, 4H)`, or `(M, H, 4H)`."""
     narrow_buffers, features = inputs
-    buffers = (gates, h, c, new_c, squashed, _forward_panels(u), *narrow_buffers)
-    _loop("lstm_forward", buffers, mask, squashed.shape, (act, recurrent), features)
+    panels, members = _panels(u, False)
+    buffers = (gates, h, c, new_c, squashed, panels, *narrow_buffers)
+    codes = (act, recurrent)
+    _loop("lstm_forward", buffers, mask, squashed.shape, codes, features, members=members)
 
 
 def lstm_backward(
@@ -240,5 +264,7 @@ def lstm_backward(
     none), which becomes `dL/dc_0`; `dz`: `(T, B, 4H)` gets the gates' pre-activation
     gradients; the rest are the forward loop's buffers. `inputs` (`narrow`): gather dW, db."""
     narrow_buffers, features = inputs
-    buffers = (gh, gc, dz, gates, c, squashed, _pack(u.t()), *narrow_buffers)
-    _loop("lstm_backward", buffers, mask, squashed.shape, (act, recurrent), accumulate, features)
+    panels, members = _panels(u, True)
+    buffers = (gh, gc, dz, gates, c, squashed, panels, *narrow_buffers)
+    flags, codes = (accumulate, features), (act, recurrent)
+    _loop("lstm_backward", buffers, mask, squashed.shape, codes, *flags, members=members)
