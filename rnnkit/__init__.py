@@ -9,12 +9,13 @@ model.summary()
 
 from rnnkit import layers, models, preprocessing, saving, utils
 from rnnkit.layers import Input
-from rnnkit.models import Model, Sequential
+from rnnkit.models import Ensemble, Model, Sequential
 from rnnkit.saving import load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Ensemble",
     "Input",
     "Model",
     "Sequential",

@@ -75,7 +75,7 @@ def test_default_run_beats_persistence_by_at_least_8_percent(default_run):
     assert f"{1 - model_rmse / persistence_rmse:.1%} below persistence" in output
     assert "persistence (the last value)" in output and "seasonal naive" in output
     assert "Total params" in output  # the summary
-    assert "Model 5 of 5 (seed 4)" in output  # the ensemble, one model at a time
+    assert "5 models (seeds 0-4) train together" in output  # the ensemble, as one
 
 
 def test_default_run_baselines_are_the_naive_forecasts_of_the_test_rows(default_run):

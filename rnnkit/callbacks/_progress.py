@@ -15,6 +15,9 @@ def format_logs(logs: dict) -> str:
     """`{"loss": 0.5}` -> `"loss: 0.5000"`, the way Keras prints metrics."""
     parts = []
     for key, value in logs.items():
+        if type(value) is int:  # a count, e.g. an ensemble's members still training
+            parts.append(f"{key}: {value}")
+            continue
         value = float(value)
         text = f"{value:.4e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
         parts.append(f"{key}: {text}")

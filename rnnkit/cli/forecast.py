@@ -342,10 +342,11 @@ def _forecast(
             _backtest(console, panel, settings, backtest, backtest_step, refit, out_dir)
             return
 
-        def member(index, count, seed):
+        def member(count, seeds):
             if count > 1:
                 console.print(
-                    f"Model {index + 1} of {count} (seed {seed}); their forecasts are averaged"
+                    f"{count} models (seeds {seeds[0]}-{seeds[-1]}) train together; their "
+                    "forecasts are averaged"
                 )
 
         from rnnkit.forecast import train_forecast, write_outputs

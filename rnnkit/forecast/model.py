@@ -138,13 +138,16 @@ def train(
 ):
     """Train `settings.ensemble` members from seeds `seed, seed + 1, ...` and average them.
 
-    Early stopping watches the validation windows (restoring the best weights) when there
-    are any; without them each member trains for `settings.epochs`.
+    The members train together (`rnnkit.models.Ensemble`), on the same batches. Each one's
+    early stopping watches the validation windows (restoring its best weights) when there
+    are any; without them each member trains for `settings.epochs`. `callbacks` hear the
+    members' mean logs; `on_member(count, seeds)` is called once, before training.
 
     Returns:
         `(model, histories)`.
     """
     from rnnkit.callbacks import EarlyStopping, ReduceLROnPlateau
+    from rnnkit.models import Ensemble
     from rnnkit.utils import set_random_seed
 
     features = train_windows.x.shape[2]
@@ -152,29 +155,34 @@ def train(
     future = 0 if train_windows.ahead is None else train_windows.ahead.shape[2]
     validate = len(val_windows) > 0
     monitor = "val_loss" if validate else "loss"
-    members, histories = [], []
+    members = []
     for member in range(settings.ensemble):
         set_random_seed(settings.seed + member)
         name = f"forecast_{settings.cell}" + (f"_{member + 1}" if settings.ensemble > 1 else "")
-        model = build_network(settings, features, outputs, future, encoding, name)
-        if summary is not None and member == 0:
-            summary(model)
-        if on_member is not None:
-            on_member(member, settings.ensemble, settings.seed + member)
-        watch = [ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=4)]
+        members.append(build_network(settings, features, outputs, future, encoding, name))
+    if summary is not None:
+        summary(members[0])
+    if on_member is not None:
+        on_member(settings.ensemble, [settings.seed + m for m in range(settings.ensemble)])
+
+    def watch(member):  # each member's own: its learning rate, its stop, its best weights
+        own = [ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=4)]
         if validate:
-            watch.append(EarlyStopping(patience=settings.patience, restore_best_weights=True))
-        fitted = model.fit(
-            train_windows.model_inputs(),
-            train_windows.y,
-            validation_data=(val_windows.model_inputs(), val_windows.y) if validate else None,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            callbacks=[*watch, *callbacks],
-            verbose=0,
-        )
-        histories.append(fitted.history)
-        members.append(model)
+            own.append(EarlyStopping(patience=settings.patience, restore_best_weights=True))
+        return own
+
+    set_random_seed(settings.seed)  # the batches' order: one shuffle for every member
+    fitted = Ensemble(members).fit(
+        train_windows.model_inputs(),
+        train_windows.y,
+        validation_data=(val_windows.model_inputs(), val_windows.y) if validate else None,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        callbacks=list(callbacks),
+        member_callbacks=watch,
+        verbose=0,
+    )
+    histories = [history.history for history in fitted]
     if len(members) == 1:
         return members[0], histories
     return average(members, f"forecast_{settings.cell}_ensemble"), histories

@@ -224,7 +224,7 @@ def train_forecast(
         settings: a `ForecastSettings`.
         callbacks: extra callbacks for `fit` (a progress bar).
         summary: called with the first model before training (to print its summary).
-        on_member: called with (index, count, seed) before each model of the ensemble trains.
+        on_member: called with (count, seeds) once, before the ensemble's models train together.
 
     Returns:
         A `ForecastResult`. Its `metrics` hold the test scores beside persistence's and

@@ -1,0 +1,431 @@
+"""`Ensemble.fit`: models of one architecture trained together, on the same batches.
+
+A seed ensemble is M copies of one network that differ only in their starting weights. Trained
+one after another, each pays the whole per-batch overhead of a small model; here one loop
+runs them all:
+
+    for each batch (one shuffled pass, the same batches for every member):
+        the members' weights stacked along a members axis; one forward pass and one backward
+        pass for all of them, each recurrence over members × batch rows in one kernel call
+        (`rnnkit.kernels.members`), each Dense layer one batched product
+        each member's loss and gradient, its metrics, its optimizer step
+
+Each member keeps its own optimizer (so its learning rate can follow its own
+ReduceLROnPlateau), its own callbacks (`member_callbacks`: its own EarlyStopping, with its
+best weights restored), its own History and validation scores; a member that stops drops out
+of the stack. Every member's numbers are those of training it alone on the same batches, to
+float rounding: `tests/test_ensemble.py` trains both ways and compares the weights.
+
+Where the members cannot be stacked (`stack_blocker`: a layer without a members kernel, a
+model the direct step cannot run, a GPU), the same loop runs each member's own step in turn:
+the same results, without the stacked kernels' speed. `ensemble.step_path` says which.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from rnnkit import distribution as distribution_
+from rnnkit import losses
+from rnnkit.callbacks._base import CallbackList
+from rnnkit.callbacks._progress import progress_logger
+from rnnkit.layers import _direct as layer_direct
+from rnnkit.training import _direct, _fit
+from rnnkit.training._data import check_count
+from rnnkit.training._memory import keep_freed_memory
+
+
+def fit_ensemble(
+    ensemble,
+    x,
+    y,
+    batch_size=None,
+    epochs=1,
+    verbose="auto",
+    callbacks=None,
+    member_callbacks=None,
+    validation_split=0.0,
+    validation_data=None,
+    shuffle=True,
+    initial_epoch=0,
+):
+    """Train every member of `ensemble` on `(x, y)`; returns each member's `History`."""
+    where = "Ensemble.fit"
+    members = ensemble.members
+    for member in members:
+        _fit._check_compiled(member, where)
+    batch_size = check_count(where, "batch_size", 32 if batch_size is None else batch_size)
+    epochs = check_count(where, "epochs", epochs, minimum=0)
+    initial_epoch = check_count(where, "initial_epoch", initial_epoch, minimum=0)
+    if member_callbacks is not None and not callable(member_callbacks):
+        raise TypeError(
+            f"{where}: member_callbacks must be a function of the member's index that returns "
+            f"its callbacks, e.g. lambda i: [EarlyStopping(patience=5)]; got "
+            f"{type(member_callbacks).__name__}."
+        )
+    if x is None:
+        raise ValueError(f"{where}: x (the inputs) is missing; pass fit(x, y, ...).")
+    if not _is_arrays(x):
+        raise ValueError(
+            f"{where}: the ensemble trains on in-memory arrays (numpy, pandas or torch); got "
+            f"{type(x).__name__}. Fit each member on its own for a generator or Dataset."
+        )
+    if distribution_.distribution() is not None:
+        return _one_by_one(
+            ensemble,
+            x,
+            y,
+            batch_size,
+            epochs,
+            callbacks,
+            member_callbacks,
+            validation_split,
+            validation_data,
+            shuffle,
+            initial_epoch,
+        )
+    _fit._check_validation_split(where, validation_split, x)
+    first = members[0]
+    device = first.weights_device()
+    keep_freed_memory(device)
+    split = validation_split if validation_data is None else 0.0
+    data, held_out = _fit._training_batches(
+        first, x, y, None, None, split, batch_size, shuffle, None, device
+    )
+    validation_data = held_out if validation_data is None else validation_data
+    val_data = _fit._validation_batches(first, validation_data, batch_size, None, device)
+    for member in members:  # builds each, and checks the data against it
+        _fit._check_against_model(member, *data.peek()[:2])
+    steps = [_fit._Step(member) for member in members]
+    for member, step in zip(members, steps):
+        if step.trains:
+            member.optimizer.build(member.trainable_weights)
+    params = {"epochs": epochs, "steps": data.num_batches, "verbose": 0, "batch_size": batch_size}
+    lists = []
+    for i, member in enumerate(members):
+        own = list(member_callbacks(i)) if member_callbacks is not None else []
+        lists.append(_fit._fit_callbacks(member, own, 0, params))
+        member.stop_training = False
+        member.initial_epoch = initial_epoch
+    shown = [c for c in [progress_logger(verbose)] if c is not None]
+    overall = CallbackList(list(callbacks or []) + shown, ensemble, {**params, "verbose": verbose})
+    why = stack_blocker(members, steps, data)
+    ensemble.step_path = (
+        f"stacked ({len(members)} members in each kernel call)"
+        if why is None
+        else f"each member's own step in turn ({why})"
+    )
+    ensemble.stop_training = False
+    # each member's own step, where they are not stacked (the direct step where it can)
+    own = None if why is None else [_fit._direct_step(m, s, data) for m, s in zip(members, steps)]
+    try:
+        _train(ensemble, members, steps, lists, overall, data, val_data, epochs, initial_epoch, own)
+    except BaseException:
+        for callback_list in [*lists, overall]:
+            callback_list.interrupted()
+        raise
+    return [member.history for member in members]
+
+
+def _is_arrays(x) -> bool:
+    from rnnkit.training._data import is_array_like
+
+    return is_array_like(x)
+
+
+def _one_by_one(
+    ensemble,
+    x,
+    y,
+    batch_size,
+    epochs,
+    callbacks,
+    member_callbacks,
+    validation_split,
+    validation_data,
+    shuffle,
+    initial_epoch,
+):
+    """Across processes (data-parallel), each member trains with its own `fit`, in turn."""
+    ensemble.step_path = "each member's own fit in turn (data-parallel)"
+    histories = []
+    for i, member in enumerate(ensemble.members):
+        own = list(member_callbacks(i)) if member_callbacks is not None else []
+        shared = [copy.copy(c) for c in callbacks or []]
+        histories.append(
+            member.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=0,
+                callbacks=own + shared,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                initial_epoch=initial_epoch,
+            )
+        )
+    return histories
+
+
+def _train(ensemble, members, steps, lists, overall, data, val_data, epochs, initial_epoch, own):
+    for callback_list in [*lists, overall]:
+        callback_list.on_train_begin()
+    active = [i for i in range(len(members)) if steps[i].trains]
+    for epoch in range(initial_epoch, epochs):
+        if not active or ensemble.stop_training:
+            break
+        overall.on_epoch_begin(epoch)
+        for i in active:
+            steps[i].reset()
+            lists[i].on_epoch_begin(epoch)
+        stack = StackedStep([members[i] for i in active]) if own is None else None
+        for batch, (xb, yb, wb) in enumerate(data):
+            for i in active:
+                lists[i].on_train_batch_begin(batch)
+            if stack is not None:
+                results = stack.run(xb, yb, wb)
+                for i, (loss, y_pred) in zip(active, results):
+                    steps[i].track(xb, yb, wb, loss, y_pred, None)
+                    _update(members[i], steps[i])
+            else:
+                for i in active:
+                    _fit._train_step(members[i], steps[i], own[i], xb, yb, wb)
+            for i in active:
+                logs = _fit._sorted(steps[i].logs()) if lists[i].wants_batch_logs else None
+                lists[i].on_train_batch_end(batch, logs)
+            if any(members[i].stop_training for i in active):
+                break
+        every = []
+        for i in active:
+            logs = steps[i].logs()
+            if val_data is not None:
+                val_logs = _fit._run_evaluation(steps[i], val_data, lists[i])
+                logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            logs = _fit._sorted(logs)
+            lists[i].on_epoch_end(epoch, logs)
+            every.append(logs)
+        overall.on_epoch_end(epoch, _mean_logs(every))
+        active = [i for i in active if not members[i].stop_training]
+    for callback_list in [*lists, overall]:
+        callback_list.on_train_end({})
+
+
+def _update(member, step):
+    member.optimizer.step()
+    if step.constrained:
+        member.apply_constraints()
+
+
+def _mean_logs(every: list[dict]) -> dict:
+    """The members' logs averaged key by key, with how many trained this epoch."""
+    keys = every[0].keys() if every else ()
+    logs = {key: sum(logs[key] for logs in every) / len(every) for key in keys}
+    return {**logs, "members": len(every)}
+
+
+# ----------------------------------------------------------------------- stacked step
+_STACKED = {"SimpleRNN", "GRU", "LSTM", "Dense", "Activation", "Flatten", "Dropout"}
+
+
+def stack_blocker(members, steps, data) -> str | None:
+    """Why the members cannot train stacked (None: they can)."""
+    try:
+        from rnnkit.kernels import members as member_kernels  # noqa: F401
+    except ImportError:
+        return "the recurrent kernels have no members axis in this build"
+    first = members[0]
+    for member, step in zip(members, steps):
+        why = _direct.blocker(member, step, data)
+        if why is not None:
+            return why
+    kinds = [type(layer).__name__ for layer in first.layers]
+    for member in members[1:]:
+        if [type(layer).__name__ for layer in member.layers] != kinds:
+            return "the members' layers differ"
+        for a, b in zip(first.layers, member.layers):
+            if _shape_config(a) != _shape_config(b):
+                return f"the members' {type(a).__name__} layers differ"
+        if type(member.loss) is not type(first.loss) or member.loss.get_config() != (
+            first.loss.get_config()
+        ):
+            return "the members' losses differ"
+    for layer in first.layers:
+        kind = type(layer).__name__
+        if kind not in _STACKED or type(layer).__module__.split(".")[0] != "rnnkit":
+            return f"no stacked kernel for {kind}"
+        if kind == "Dropout" and layer.rate:
+            return "Dropout draws each member's own masks"
+        if kind == "GRU" and not layer.cell.reset_after:
+            return "GRU(reset_after=False)"
+    return None
+
+
+def _shape_config(layer) -> dict:
+    config = layer.get_config()
+    config.pop("name", None)
+    return config
+
+
+class StackedStep:
+    """One batch for every member at once: `[(loss, y_pred) per member]`, each member's
+    gradients in its weights' `.grad`."""
+
+    def __init__(self, members):
+        self.members = members
+        self.count = len(members)
+        self.loss = members[0].loss
+        self.layers = list(zip(*(member.layers for member in members)))  # per layer, members'
+
+    def run(self, x, y, sample_weight):
+        count = self.count
+        for member in self.members:
+            for weight in member.trainable_weights:
+                weight.grad = None
+        backward_passes = []
+        with torch.no_grad():
+            out = self.members[0]._convert_inputs(x)
+            out = out.repeat(count, *([1] * (out.dim() - 1)))  # (M*B, ...), member-major rows
+            for i, layer_of in enumerate(self.layers):
+                out = layer_of[0]._convert_inputs(out)
+                out, backward = _stacked_call(layer_of, out, needs_input_grad=i > 0)
+                backward_passes.append(backward)
+            predictions = out.chunk(count)
+            results, grads = [], []
+            for y_pred in predictions:
+                loss, grad = losses.value_and_gradient(self.loss, y, y_pred, sample_weight)
+                results.append((loss, y_pred))
+                grads.append(grad)
+            grad = torch.cat(grads)
+            for backward in reversed(backward_passes):
+                grad = backward(grad)
+        return results
+
+
+def _stacked_call(layers_, x, needs_input_grad):
+    """Each member's layer (`layers_`, one per member) on its rows of `x`: `(out, backward)`."""
+    kind = type(layers_[0]).__name__
+    first = layers_[0]
+    if kind in ("Activation", "Flatten", "Dropout"):
+        return first.direct_call(x, training=True, needs_input_grad=needs_input_grad)
+    if kind == "Dense":
+        return _dense(layers_, x, needs_input_grad)
+    return _recurrent(kind, layers_, x, needs_input_grad)
+
+
+def _stack(tensors):
+    return torch.stack([t.detach() for t in tensors])
+
+
+def _give(params, grads) -> None:
+    """Member m's share of stacked gradients `grads` `(M, ...)` to `params[m].grad`."""
+    if grads is None:
+        return
+    for param, grad in zip(params, grads.unbind(0)):
+        layer_direct.add_gradient(param, grad)
+
+
+def _dense(layers_, x, needs_input_grad):
+    count, first = len(layers_), layers_[0]
+    kernels = [layer.kernel for layer in layers_]
+    biases = [layer.bias for layer in layers_] if first.bias is not None else None
+    w = _stack(kernels)  # (M, K, U)
+    rows = x.reshape(count, -1, x.shape[-1])  # (M, N, K)
+    z = torch.bmm(rows, w)
+    if biases is not None:
+        z += _stack(biases).unsqueeze(1)
+    y, activation_backward = layer_direct.activate(first.activation, z)
+    shape = (*x.shape[:-1], w.shape[-1])
+
+    def backward(dy):
+        dz = activation_backward(dy.reshape(z.shape))
+        _give(kernels, torch.bmm(rows.transpose(1, 2), dz))
+        if biases is not None:
+            _give(biases, dz.sum(1))
+        if not needs_input_grad:
+            return None
+        return torch.bmm(dz, w.transpose(1, 2)).reshape(x.shape)
+
+    return y.reshape(shape), backward
+
+
+def _recurrent(kind, layers_, x, needs_input_grad):
+    from rnnkit import activations
+    from rnnkit.kernels import by_hand
+    from rnnkit.kernels import members as kernels
+
+    first = layers_[0]
+    cells = [layer.cell for layer in layers_]
+    cell = cells[0]
+    units = cell.units
+    rows = x.shape[0]
+    sequences = first.return_sequences
+    w_params = [c.kernel for c in cells]
+    u_params = [c.recurrent_kernel for c in cells]
+    b_params = [c.bias for c in cells] if cell.bias is not None else None
+    w, u = _stack(w_params), _stack(u_params)
+    trains_w, trains_u = w_params[0].requires_grad, u_params[0].requires_grad
+    trains_b = b_params is not None and b_params[0].requires_grad
+    h0 = x.new_zeros(rows, units)
+    name = activations.serialize(cell.activation)
+    if kind == "SimpleRNN":
+        b = _stack(b_params) if b_params is not None else None
+        needs = (needs_input_grad, trains_w, trains_b, False, trains_u, False, False)
+        (h, last), run_backward = by_hand.run(
+            kernels.MembersSimpleRNN, needs, x, w, b, h0, u, None, name
+        )
+    elif kind == "GRU":
+        b_in = b_rec = None
+        if b_params is not None:
+            b_in, b_rec = _stack([p[0] for p in b_params]), _stack([p[1] for p in b_params])
+        sigma = activations.serialize(cell.recurrent_activation)
+        needs = (needs_input_grad, trains_w, trains_b, trains_b, False, trains_u, *[False] * 4)
+        (h, last), run_backward = by_hand.run(
+            kernels.MembersGRU, needs, x, w, b_in, b_rec, h0, u, None, name, sigma, True
+        )
+    else:
+        b = _stack(b_params) if b_params is not None else None
+        sigma = activations.serialize(cell.recurrent_activation)
+        needs = (needs_input_grad, trains_w, trains_b, False, False, trains_u, False, False, False)
+        (h, last_c), run_backward = by_hand.run(
+            kernels.MembersLSTM,
+            needs,
+            x.transpose(0, 1).contiguous(),
+            w,
+            b,
+            h0,
+            torch.zeros_like(h0),
+            u,
+            None,
+            name,
+            sigma,
+        )
+        last = h[-1]
+
+    def backward(dy):
+        if kind == "LSTM":
+            if sequences:
+                grad_h = dy.transpose(0, 1)
+            else:
+                grad_h = h.new_zeros(h.shape)
+                grad_h[-1] = dy
+            dx, dw, db, _, _, du, *_ = run_backward(grad_h, torch.zeros_like(last_c))
+            dx = None if dx is None else dx.transpose(0, 1)
+        elif kind == "GRU":
+            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
+            dx, dw, db, db_rec, _, du, *_ = run_backward(*grads)
+            if db is not None:
+                db = torch.stack([db, db_rec], dim=1)  # each member's (2, 3H) bias
+        else:
+            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
+            dx, dw, db, _, du, *_ = run_backward(*grads)
+        _give(w_params, dw)
+        _give(u_params, du)
+        if b_params is not None:
+            _give(b_params, db)
+        return dx
+
+    return (h.transpose(0, 1) if sequences else last), backward
