@@ -203,11 +203,14 @@ def test_several_texts_are_averaged_and_the_first_traced(text_models, tmp_path):
 
 @pytest.fixture
 def quick_vanishing(monkeypatch):
-    """The experiment on two short lags and one cell, so the test takes a second."""
+    """The experiment on two short lags, one cell and two seeds, in this process (starting
+    worker processes would take longer than the training), so the test takes a second."""
     full = rnnkit.explain.vanishing
 
     def quick(progress=None, **settings):
-        return full(progress, ks=(2, 3), cells=("SimpleRNN",), epochs=2, samples=64)
+        return full(
+            progress, ks=(2, 3), cells=("SimpleRNN",), seeds=2, epochs=2, samples=64, workers=1
+        )
 
     monkeypatch.setattr(rnnkit.explain, "vanishing", quick)
 
