@@ -339,3 +339,19 @@ def test_the_module_example_runs():
     from rnnkit.kernels import members
 
     assert doctest.testmod(members).failed == 0
+
+
+@pytest.mark.parametrize("members", [1, 2])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_no_rows(cell, members):
+    """An empty batch runs compiled (the loops once divided by the rows a member). (The
+    single-member GRU and LSTM Functions do not take one: no oracle here.)"""
+    if compiled.LIBRARY is None:
+        pytest.skip(compiled.BUILD)
+    tensors = make_tensors(cell, members, 0, 3, torch.float64)
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    states, last = CELLS[cell][0].apply(*leaves, *tail(cell, *DEFAULTS[cell]))
+    assert states.shape == (T, 0, H) and last.shape == (0, H)
+    grads = torch.autograd.grad(states.sum() + last.sum(), leaves, allow_unused=True)
+    for leaf, grad in zip(leaves, grads, strict=True):
+        assert grad is None or (grad.shape == leaf.shape and not grad.abs().sum())

@@ -316,17 +316,24 @@ void gemm(const T* a, long lda, const T* panels, T* c, long ldc, int m, int k, i
 
 // ---- threads: each takes a contiguous share of the batch rows ------------------------------
 
-// body(first, last) on a thread's rows, in pieces of one member each (rows of member m are
-// [m * batch / members, (m + 1) * batch / members)): the whole loop runs over each piece.
+// The member of batch row `row`: rows [m * batch / members, (m + 1) * batch / members) are
+// member m's (0 for an empty batch).
+inline int member_of(int row, int batch, int members) {
+  const int per = batch / members;
+  return per > 0 ? row / per : 0;
+}
+
+// body(first, last) on a thread's rows, in pieces of one member each: the whole loop runs
+// over each piece.
 template <typename F> void split_batch(int batch, int threads, int members, F body) {
+  const int share = batch / members;  // rows a member
   auto pieces = [&](int first, int last) {
-    if (members <= 1) {
+    if (members <= 1 || share <= 0) {
       body(first, last);
       return;
     }
-    const int per = batch / members;
     while (first < last) {
-      int end = (first / per + 1) * per;
+      int end = (first / share + 1) * share;
       if (end > last) end = last;
       body(first, end);
       first = end;
@@ -484,7 +491,7 @@ void simple_rnn_forward(T* a, T* h, const T* u_all, Narrow<T> in_all, const uint
                         int steps, int batch, int units, int act, int threads, int members) {
   const long slab = (long)batch * units;
   split_forward<T>(batch, units, threads, members, [=](const Share& s) {
-    const int m = s.first / (batch / members);  // this share's member
+    const int m = member_of(s.first, batch, members);
     const T* u = u_all + m * packed_size<T>(units, units);
     const Narrow<T> in = in_all.member(m, units);
     for (int t = 1; t <= steps; t++) {
@@ -517,7 +524,7 @@ void simple_rnn_backward(T* g, const T* a, const T* ut_all, Narrow<T> in, const 
                          int members) {
   const long slab = (long)batch * units;
   split_batch(batch, threads, members, [=](int first, int last) {
-    const T* ut = ut_all + first / (batch / members) * packed_size<T>(units, units);
+    const T* ut = ut_all + member_of(first, batch, members) * packed_size<T>(units, units);
     const int n = last - first;
     for (int t = steps; t >= 1; t--) {
       T* g_t = g + t * slab + (long)first * units;
@@ -559,7 +566,7 @@ void gru_forward(T* zrh, T* n_all, T* h, T* diff, const T* u_all, const T* bias_
   const long slab = (long)batch * units;
   const int width = 3 * units;
   split_forward<T>(batch, units, threads, members, [=](const Share& s) {
-    const int m = s.first / (batch / members);  // this share's member
+    const int m = member_of(s.first, batch, members);
     const T* u = u_all + m * packed_size<T>(units, width);
     const T* bias_h = bias_h_all != nullptr ? bias_h_all + (long)m * units : nullptr;
     const Narrow<T> in = in_all.member(m, width);
@@ -614,7 +621,7 @@ void gru_backward(T* g, T* d, T* dn, const T* zrh, const T* n_all, const T* diff
   const long slab = (long)batch * units;
   const int width = 3 * units;
   split_batch(batch, threads, members, [=](int first, int last) {
-    const T* ut = ut_all + first / (batch / members) * packed_size<T>(width, units);
+    const T* ut = ut_all + member_of(first, batch, members) * packed_size<T>(width, units);
     const int rows_n = last - first;
     for (int t = steps - 1; t >= 0; t--) {
       T* back = g + t * slab + (long)first * units;
@@ -673,7 +680,7 @@ void lstm_forward(T* gates, T* h, T* c, T* new_c, T* squashed, const T* u_all,
   const long slab = (long)batch * units;
   const int width = 4 * units;
   split_forward<T>(batch, units, threads, members, [=](const Share& s) {
-    const int m = s.first / (batch / members);  // this share's member
+    const int m = member_of(s.first, batch, members);
     const T* u = u_all + m * packed_size<T>(units, width);
     const Narrow<T> in = in_all.member(m, width);
     for (int t = 0; t < steps; t++) {
@@ -722,7 +729,7 @@ void lstm_backward(T* gh, T* gc, T* dz, const T* gates, const T* c, const T* squ
   const long slab = (long)batch * units;
   const int width = 4 * units;
   split_batch(batch, threads, members, [=](int first, int last) {
-    const T* ut = ut_all + first / (batch / members) * packed_size<T>(width, units);
+    const T* ut = ut_all + member_of(first, batch, members) * packed_size<T>(width, units);
     const int rows_n = last - first;
     for (int t = steps - 1; t >= 0; t--) {
       T* back = gh + t * slab + (long)first * units;
