@@ -120,6 +120,15 @@ def test_a_timeout_stops_the_workers_and_says_how_to_give_more_time():
     assert multiprocessing.active_children() == []
 
 
+def test_an_error_while_the_workers_run_stops_them_at_once():
+    def fails(line):
+        raise RuntimeError("progress failed")
+
+    with pytest.raises(RuntimeError, match="progress failed"):
+        vanishing(ks=(1, 2), seeds=2, workers=2, progress=fails, **TINY)
+    assert multiprocessing.active_children() == []
+
+
 def test_each_cell_gets_its_own_learning_rate_or_one_for_all():
     assert Settings().learning_rate == {"SimpleRNN": 0.003, "LSTM": 0.003, "GRU": 0.01}
     one = vanishing(ks=(1,), learning_rate=0.05, workers=1, **TINY)

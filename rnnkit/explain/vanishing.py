@@ -45,6 +45,7 @@ import the script again), or pass `workers=1`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import time
@@ -316,14 +317,17 @@ def vanishing(progress=None, **settings) -> Vanishing:
     config.ks, config.cells = tuple(config.ks), tuple(config.cells)
     _check(config)
     measured = {}
-    for job, (error, steps, decay) in _run(config):
-        measured[job] = error, steps, decay
-        if progress is not None:
-            cell, k, seed = job
-            progress(
-                f"{cell} k={k}: error {error:.0%}, memory horizon {steps} steps, gradient "
-                f"left at the first step before training {decay:.3g} (seed {seed})"
-            )
+    # Closed on the way out, whatever happens here (a `progress` that raises, Ctrl-C): that
+    # stops the workers now, not whenever the generator happens to be collected.
+    with contextlib.closing(_run(config)) as finished:
+        for job, (error, steps, decay) in finished:
+            measured[job] = error, steps, decay
+            if progress is not None:
+                cell, k, seed = job
+                progress(
+                    f"{cell} k={k}: error {error:.0%}, memory horizon {steps} steps, gradient "
+                    f"left at the first step before training {decay:.3g} (seed {seed})"
+                )
     errors, horizons, decays = (
         {
             c: [[measured[c, k, s][i] for s in range(config.seeds)] for k in config.ks]
