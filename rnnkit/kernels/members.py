@@ -68,13 +68,6 @@ def member_sums(per_row, members: int) -> tuple:
     return sums[:, :-1], sums[:, -1]
 
 
-def member_bias_sum(grad, members: int) -> torch.Tensor:
-    """`db` `(M, width)`: a time-major `(T, B, width)` gradient summed over each member's
-    steps and rows."""
-    steps, batch, width = grad.shape
-    return grad.view(steps, members, batch // members, width).sum((0, 2))
-
-
 def bmm_t(a, b) -> torch.Tensor:
     """`a_m^T b_m` for every member: `(M, N, K)`, `(M, N, L)` -> `(M, K, L)`."""
     return torch.bmm(a.transpose(1, 2), b)
@@ -260,7 +253,7 @@ class MembersSimpleRNN(torch.autograd.Function):
             if needs_w:
                 grad_w = bmm_t(x_members, dz_members)
             if needs_b:
-                grad_b = member_bias_sum(dz, members)
+                grad_b = dz_members.sum(1)  # (a sum over the copy's rows is ~10x faster)
         if needs_u:
             grad_u = bmm_t(by_member(a_all[:-1], members), dz_members)  # h_{t-1} per member
         grad_h0 = grad[0].clone() if needs_h0 else None
@@ -343,13 +336,17 @@ class MembersGRU(torch.autograd.Function):
         buffers = (grads, d, dn, zrh, n, diff, recurrent_kernel, None)
         compiled.gru_backward(*buffers, *ctx.names, accumulate, inputs)
         grad_x = grad_w = grad_b = grad_b_rec = grad_u = None
-        if needs_u:
-            grad_u = bmm_t(by_member(states[:-1], members), by_member(d, members))
-        if needs_b_rec:
-            grad_b_rec = member_bias_sum(d, members)
+        d_members = None
+        if needs_u or needs_b_rec:
+            d_members = by_member(d, members)  # (M, T*B_m, 3H)
+            if needs_u:
+                grad_u = bmm_t(by_member(states[:-1], members), d_members)
+            if needs_b_rec:
+                grad_b_rec = d_members.sum(1)
         dxw = None  # [dz', dr', dn']: the gradient of x W + b, (M, T*B_m, 3H)
         if needs_x or per_row is None and (needs_w or needs_b):
-            dxw = by_member(d, members)  # maybe a view of d (M = 1): d's last use was above
+            # d_members' last use was above (and by_member may give a view of d, M = 1)
+            dxw = by_member(d, members) if d_members is None else d_members
             dxw[..., hh] = by_member(dn, members)
         if needs_x:  # (M, T*B_m, D) -> (T, B, D) -> (B, T, D)
             grad_x = time_major(torch.bmm(dxw, kernel.transpose(1, 2)), steps).transpose(0, 1)
@@ -446,7 +443,7 @@ class MembersLSTM(torch.autograd.Function):
             if needs_w:
                 grad_w = bmm_t(x_members, dz_members)
             if needs_b:
-                grad_b = member_bias_sum(dz, members)
+                grad_b = dz_members.sum(1)  # (a sum over the copy's rows is ~10x faster)
         if needs_u:
             grad_u = bmm_t(by_member(h[:-1], members), dz_members)  # h_{t-1} per member
         grad_w = grad_w if needs_w else None
