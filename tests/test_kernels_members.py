@@ -355,3 +355,24 @@ def test_no_rows(cell, members):
     grads = torch.autograd.grad(states.sum() + last.sum(), leaves, allow_unused=True)
     for leaf, grad in zip(leaves, grads, strict=True):
         assert grad is None or (grad.shape == leaf.shape and not grad.abs().sum())
+
+
+def test_a_build_of_the_older_loops_does_not_load(tmp_path):
+    """A build without the members count would read it as nothing and give every member
+    member 0's weights: `open_library` refuses it (the kernels then run in Python and
+    `compiled.BUILD` says to rebuild)."""
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no C++ compiler here")
+    source = tmp_path / "old.cpp"
+    source.write_text(
+        'extern "C" long rnnkit_packed_size_f32(int k, int n) { return 0; }\n'
+        'extern "C" long rnnkit_packed_size_f64(int k, int n) { return 0; }\n'
+    )
+    library = tmp_path / "old.so"
+    subprocess.run([compiler, "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
+    with pytest.raises(OSError, match="older _loops.cpp .*version 1, not 2.*rebuild"):
+        compiled.open_library(str(library))

@@ -815,6 +815,9 @@ RNNKIT_BOTH(lstm_backward, LSTM_BACKWARD,
 
 extern "C" long rnnkit_packed_size_f32(int k, int n) { return packed_size<float>(k, n); }
 extern "C" int rnnkit_vector_bytes() { return kVectorBytes; }
+// The loops' calling convention, which rnnkit.kernels.compiled checks on loading: 2 added the
+// members count (a build of the older source would read it as nothing and mix members up).
+extern "C" int rnnkit_loops_version() { return 2; }
 extern "C" long rnnkit_packed_size_f64(int k, int n) { return packed_size<double>(k, n); }
 
 // A Python module in name only, so that setuptools builds and installs the library like any

@@ -37,9 +37,20 @@ def _variants() -> list[str]:
     return names
 
 
+# `rnnkit_loops_version` of the `_loops.cpp` these wrappers call: 2 passes the members count
+LOOPS_VERSION = 2
+
+
 def open_library(path: str) -> ctypes.CDLL:
-    """One built variant of the loops, its functions' return types set."""
+    """One built variant of the loops, its functions' return types set. OSError for a build of
+    another `_loops.cpp` (its loops take other arguments)."""
     library = ctypes.CDLL(path)
+    version = getattr(library, "rnnkit_loops_version", lambda: 1)()
+    if version != LOOPS_VERSION:
+        raise OSError(
+            f"built from an older _loops.cpp (loops version {version}, not {LOOPS_VERSION}); "
+            "rebuild it: pip install -e . (or python setup.py build_ext --inplace)"
+        )
     for suffix in _SUFFIX.values():
         getattr(library, f"rnnkit_packed_size_{suffix}").restype = ctypes.c_long
     return library
