@@ -727,6 +727,8 @@ def value_and_gradient(loss, y_true, y_pred, sample_weight=None):
 def _same_shape(y_true, y_pred):
     """`y_true` as `_prepare` aligns it to `y_pred`, or None where the written gradients do
     not apply (shapes that differ: the loss itself will say how)."""
+    if y_true.shape == y_pred.shape and y_true.dtype == y_pred.dtype:
+        return y_true  # fit's usual batch
     if y_true.dtype != y_pred.dtype:
         y_true = y_true.to(y_pred.dtype)
     y_true, aligned = align_ranks(y_true, y_pred)
@@ -762,9 +764,21 @@ def _binary_gradient(y_true, y_pred, from_logits, label_smoothing, axis):
     # compute it, and its gradient (p - y) / (p (1 - p)), in one op each; the clip passes no
     # gradient where it bit
     p = torch.clamp(y_pred, EPSILON, 1.0 - EPSILON)
-    value = F.binary_cross_entropy(p, y_true)
-    grad = _aten.binary_cross_entropy_backward(value.new_ones(()), p, y_true, None, 1)  # mean
+    value = _aten.binary_cross_entropy(p, y_true, None, 1)  # 1: the mean
+    grad = _aten.binary_cross_entropy_backward(_one(value), p, y_true, None, 1)
     return value, grad.mul_(p == y_pred)
+
+
+_ONES: dict = {}
+
+
+def _one(like):
+    """A 0-d one like `like`, made once per dtype and device."""
+    key = (like.dtype, like.device)
+    one = _ONES.get(key)
+    if one is None:
+        one = _ONES[key] = torch.ones((), dtype=like.dtype, device=like.device)
+    return one
 
 
 def _sparse_gradient(y_true, y_pred, from_logits, ignore_class, axis):

@@ -231,7 +231,11 @@ class _KerasAdam(torch.optim.Optimizer):
         context): `Optimizer.step` calls this, under no_grad, once per batch."""
         plans = self.__dict__.setdefault("_plans", {})
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
+            params = group["params"]
+            grads = [p.grad for p in params]
+            if any(g is None for g in grads):  # (rare) some got no gradient: update the rest
+                params = [p for p, g in zip(params, grads) if g is not None]
+                grads = [g for g in grads if g is not None]
             if not params:
                 continue
             b1, b2, t = group["beta_1"], group["beta_2"], _next_step(group)
@@ -240,11 +244,14 @@ class _KerasAdam(torch.optim.Optimizer):
             if plan is None:  # the slots and whether the fused kernel fits, once per set
                 plan = plans[key] = self._plan(group, params)
             m, v, v_hat, fused, layout = plan
-            grads = [p.grad for p in params]
             alpha = _adam_step_size(group["lr"], b1, b2, t, params[0])
             if fused and _laid_out(grads, *layout):
                 c1, c2_root = 1 - b1**t, math.sqrt(1 - b2**t)
                 steps = [torch.full((), float(t), device=params[0].device)] * len(params)
+                if not isinstance(alpha, torch.Tensor):  # a numpy scalar of the dtype
+                    lr = float(alpha * alpha.dtype.type(c1 / c2_root))
+                else:
+                    lr = float(alpha * (c1 / c2_root))  # in the weights' dtype, as Keras
                 torch._fused_adam_(
                     params,
                     grads,
@@ -252,7 +259,7 @@ class _KerasAdam(torch.optim.Optimizer):
                     v,
                     v_hat,
                     steps,
-                    lr=float(alpha * (c1 / c2_root)),  # in the weights' dtype, as Keras
+                    lr=lr,
                     beta1=b1,
                     beta2=b2,
                     weight_decay=0.0,
@@ -298,7 +305,8 @@ class _KerasAdam(torch.optim.Optimizer):
 
 def _adam_step_size(lr, b1, b2, t, like):
     """Keras' ``lr * sqrt(1 - b2**t) / (1 - b1**t)``, each operation in the weights' dtype as
-    Keras computes it on torch (0-d tensors), as a 0-d tensor of that dtype.
+    Keras computes it on torch (0-d tensors): a numpy scalar of that dtype (a 0-d tensor for
+    a dtype numpy lacks).
 
     A dozen scalar ops a step cost a tenth of a small model's step, so they run for a block
     of the next `_STEP_SIZES` steps at once: the powers as numpy scalars (torch's 0-d `pow`
@@ -320,8 +328,9 @@ def _adam_step_size(lr, b1, b2, t, like):
         b2_power = torch.from_numpy(np.array([kind(b2) ** i for i in steps], dtype=kind))
         one = torch.ones((), dtype=like.dtype)
         lr_ = torch.full((_STEP_SIZES,), lr, dtype=like.dtype)
-        cached = _step_sizes["block"] = (key, lr_ * torch.sqrt(one - b2_power) / (one - b1_power))
-    return cached[1][t % _STEP_SIZES]
+        block = lr_ * torch.sqrt(one - b2_power) / (one - b1_power)
+        cached = _step_sizes["block"] = (key, block.numpy())
+    return cached[1][t % _STEP_SIZES]  # a numpy scalar of the dtype: no tensor op to read
 
 
 _STEP_SIZES = 64
@@ -585,17 +594,19 @@ class Optimizer:
                 f"{type(self).__name__} '{self.name}' is not built. Call "
                 "opt.build(model.parameters()) before opt.step()."
             )
-        params = [p for p in self.params if p.grad is not None]
-        if not params:
+        grads = [p.grad for p in self.params]
+        if all(g is None for g in grads):
             raise ValueError(
                 f"{type(self).__name__}.step: no parameter has a gradient. Call "
                 "loss.backward() before opt.step()."
             )
-        self._clip_gradients([p.grad for p in params])
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            self._clip_gradients([g for g in grads if g is not None])
         lr = self.learning_rate
         if self.weight_decay:
-            for p in params:
-                p.mul_(1 - self.weight_decay * lr)
+            for p in self.params:
+                if p.grad is not None:
+                    p.mul_(1 - self.weight_decay * lr)
         for group in self.torch_optimizer.param_groups:
             group["lr"] = lr
         # rnnkit's own update where it has one: torch.optim's step() wraps it in profiling

@@ -326,7 +326,7 @@ def test_adam_step_sizes_computed_by_the_block_equal_the_per_step_scalar_math(dt
             one, t_ = scalar(1.0), scalar(t)
             expected = scalar(lr) * torch.sqrt(one - scalar(b2) ** t_) / (one - scalar(b1) ** t_)
             got = _adam_step_size(lr, b1, b2, t, like)
-            assert got.dtype == dtype and float(got) == float(expected), (lr, t)
+            assert torch.as_tensor(got).dtype == dtype and float(got) == float(expected), (lr, t)
 
 
 def test_a_shuffled_pass_gathered_whole_yields_the_same_batches():

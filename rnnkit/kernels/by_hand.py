@@ -32,6 +32,8 @@ class Context:
     """What a Function's `forward` and `backward` use of autograd's `ctx`: the saved
     tensors, `needs_input_grad`, and attributes set on it."""
 
+    by_hand = True  # no autograd: an output may be a view of a saved buffer (no copy)
+
     def __init__(self, needs_input_grad: tuple):
         self.needs_input_grad = needs_input_grad
         self.saved_tensors = ()
@@ -51,6 +53,9 @@ def run(function: type[torch.autograd.Function], needs_input_grad: tuple, *args)
     its `backward` to call with the outputs' gradients (None for an unused output). It
     returns one gradient per argument, None where `needs_input_grad` is False."""
     ctx = Context(needs_input_grad)
-    with torch.no_grad():
+    if torch.is_grad_enabled():
+        with torch.no_grad():
+            outputs = function.forward(ctx, *args)
+    else:  # fit's direct step runs under no_grad already
         outputs = function.forward(ctx, *args)
     return outputs, partial(function.backward, ctx)

@@ -224,7 +224,8 @@ class GRURecurrence(torch.autograd.Function):
         ctx.save_for_backward(x_tm, kernel, recurrent_kernel, zrh, n, states, diff, mask)
         ctx.names = (act, sigma, after)
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None
-        return states[1:], states[-1].clone()
+        # autograd wants the last state as an output of its own; run by hand, a view does
+        return states[1:], states[-1] if getattr(ctx, "by_hand", False) else states[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_states, grad_last):

@@ -279,12 +279,12 @@ class StackedStep:
         self.count = len(members)
         self.loss = members[0].loss
         self.layers = list(zip(*(member.layers for member in members)))  # per layer, members'
+        self.weights = [w for member in members for w in member.trainable_weights]
 
     def run(self, x, y, sample_weight):
         count = self.count
-        for member in self.members:
-            for weight in member.trainable_weights:
-                weight.grad = None
+        for weight in self.weights:
+            weight.grad = None
         backward_passes = []
         with torch.no_grad():
             out = self.members[0]._convert_inputs(x)
