@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/step_profile.py                  # ~1 minute on 2 idle cores
     .venv/bin/python benchmarks/step_profile.py --only forecast_gru --threads 1
     .venv/bin/python benchmarks/step_profile.py --torch-profile   # also torch.profiler's top ops
+    .venv/bin/python benchmarks/step_profile.py --ensemble 5      # and 5 members trained as one
 
 For the small workloads of `workloads.py` it trains `model.fit` epochs with each step
 (`compile(jit_compile=False)` keeps the eager one) and splits the time of a batch among the
@@ -162,6 +163,44 @@ def torch_profile(name: str, jit, steps: int) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
+def ensemble_times(name: str, members: int, steps: int, repeats: int) -> dict:
+    """µs per batch for `members` copies of the workload's model: trained as one
+    `rnnkit.Ensemble` (stacked), the same ensemble with each member's step in turn, and each
+    member's own `fit` one after another; the fastest of `repeats` epochs each."""
+    from rnnkit import Ensemble
+    from rnnkit.training import _ensemble
+
+    w = workloads.by_name(name)
+    x, y = workloads.make_data(w, w.batch * steps)
+    kwargs = {"batch_size": w.batch, "epochs": 1, "verbose": 0, "shuffle": False}
+
+    def build():
+        return rnnkit_model(w, "cpu")
+
+    def fastest(fit):
+        fit()  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fit()
+            best = min(best, time.perf_counter() - start)
+        return best / steps * 1e6
+
+    stacked = Ensemble.from_seeds(build, range(members))
+    times = {"stacked": fastest(lambda: stacked.fit(x, y, **kwargs))}
+    real = _ensemble.stack_blocker
+    _ensemble.stack_blocker = lambda *args: "measured without stacking"
+    try:
+        turns = Ensemble.from_seeds(build, range(members))
+        times["in turn"] = fastest(lambda: turns.fit(x, y, **kwargs))
+    finally:
+        _ensemble.stack_blocker = real
+    alone = [build() for _ in range(members)]
+    times["one by one"] = fastest(lambda: [m.fit(x, y, **kwargs) for m in alone])
+    times["path"] = stacked.step_path
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated workloads (default: the small ones)")
@@ -169,6 +208,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="batches per epoch")
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs per step kind")
     parser.add_argument("--torch-profile", action="store_true", help="print torch.profiler's")
+    parser.add_argument(
+        "--ensemble", type=int, metavar="M", help="also time M members (forecast_gru) trained"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,6 +225,11 @@ def main() -> None:
             result = breakdown(name, jit, args.steps, args.repeats)
             cells = [f"{result['us'][p]:.0f}" for p in (*PARTS, "total", "untimed")]
             print(f"| {name} | {step} | " + " | ".join(cells) + " |", flush=True)
+    if args.ensemble:
+        times = ensemble_times("forecast_gru", args.ensemble, args.steps, args.repeats)
+        print(f"\n{args.ensemble} members of forecast_gru, µs per batch ({times['path']}):")
+        for how in ("stacked", "in turn", "one by one"):
+            print(f"- {how}: {times[how]:,.0f}")
     if args.torch_profile:
         for name in names:
             for jit, step in ((False, "eager"), ("auto", "direct")):

@@ -119,6 +119,8 @@ class DataParallel:
     def reduce_metrics(self, metric_list) -> None:
         """Each metric's running sums (total/count, confusion counts) summed over the
         processes, in place: call on a copy."""
+        for m in metric_list:  # a Mean's pending batch sums (a copy's fold leaves the original's)
+            getattr(m, "_fold", lambda: None)()
         states = [(m, name) for m in metric_list for name in _state_names(m)]
         if not states:
             return

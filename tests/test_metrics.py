@@ -1,5 +1,6 @@
 """rnnkit.metrics against Keras 3 metrics (torch backend) over several update_state calls."""
 
+import copy
 import os
 
 os.environ["KERAS_BACKEND"] = "torch"
@@ -412,3 +413,27 @@ def test_shape_errors():
 def test_wrapper_without_function_cannot_be_rebuilt_from_config():
     with pytest.raises(TypeError, match="cannot rebuild an arbitrary function"):
         metrics.MeanMetricWrapper.from_config({"name": "x"})
+
+
+def test_a_mean_fed_batch_by_batch_keeps_its_sums_pending_and_adds_them_exactly():
+    """fit's batches take the Mean's one-op path (each batch's sum kept, added when read or
+    every 256 batches); the result is the general path's, across folds, and a copy (as the
+    data-parallel reduction makes) folds without touching the original."""
+    torch.manual_seed(0)
+    batches = [torch.rand(7, dtype=torch.float32) for _ in range(600)]
+    losses_ = [torch.rand((), dtype=torch.float32) for _ in range(600)]
+    fast, slow = metrics.Mean(), metrics.Mean()
+    tracked, expected = metrics.Mean(), metrics.Mean()
+    for values, loss in zip(batches, losses_):
+        fast.update_state(values)
+        slow.update_state(values, sample_weight=torch.ones(7))  # the general path
+        tracked.update_state(loss, sample_weight=7)
+        expected.update_state(loss.reshape(1), sample_weight=torch.full((1,), 7.0))
+    assert fast._pending  # some sums still pending
+    copied = copy.copy(fast)
+    copied._fold()
+    assert fast._pending  # the original keeps its own
+    torch.testing.assert_close(fast.result(), slow.result(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(copied.result(), fast.result())
+    torch.testing.assert_close(tracked.result(), expected.result(), rtol=1e-6, atol=0)
+    assert float(fast.count) == 7 * 600
