@@ -122,13 +122,23 @@ class CallbackList:
         # `LambdaCallback(on_epoch_begin=lambda epoch, logs: ...)` works as documented.
         arity = 2 if "epoch" in hook or "batch" in hook else 1  # (epoch or batch, logs)
 
+        # Only the callbacks that do something on this hook are called: fit calls two hooks
+        # every batch, and most callbacks only listen at the epochs' ends.
+        listening = [
+            getattr(c, hook)
+            for c in self.callbacks
+            if getattr(type(c), hook, None) is not getattr(Callback, hook, None)
+            or hook in vars(c)
+            or not hasattr(Callback, hook)
+        ]
+
         def call(*args, logs=None):
             if len(args) < arity:
                 args = (*args, logs)
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args)
+            for method in listening:
+                method(*args)
 
-        self.__dict__[hook] = call  # found directly next time: fit calls two hooks per batch
+        self.__dict__[hook] = call  # found directly next time
         return call
 
     def interrupted(self) -> None:
