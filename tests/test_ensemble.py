@@ -166,3 +166,16 @@ def test_mistakes_say_what_to_do():
     uncompiled = Sequential([layers.Input((6, 3)), layers.GRU(2), layers.Dense(1)])
     with pytest.raises(ValueError, match="must be compiled before Ensemble.fit"):
         Ensemble([build(), uncompiled]).fit(x, y)
+
+
+def test_saved_as_one_model_it_loads_and_predicts_the_members_mean(tmp_path):
+    import rnnkit
+
+    x, y, _, _ = _data()
+    ensemble = Ensemble.from_seeds(_build(), SEEDS)
+    ensemble.fit(x, y, **{**FIT, "epochs": 2})
+    ensemble.save(tmp_path / "ensemble.rnnkit")
+    loaded = rnnkit.load_model(tmp_path / "ensemble.rnnkit")
+    np.testing.assert_allclose(loaded.predict(x), ensemble.predict(x), rtol=1e-12)
+    with pytest.raises(ValueError, match="have no known inputs yet"):
+        Ensemble([Sequential([layers.GRU(2)]), Sequential([layers.GRU(2)])]).as_model()

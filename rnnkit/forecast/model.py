@@ -110,23 +110,6 @@ def build_network(
     return model
 
 
-def average(members, name: str):
-    """One model that runs the trained members side by side and averages their outputs."""
-    from rnnkit import Input, Model
-    from rnnkit.layers import Average
-
-    first = members[0]
-    inputs = [Input(tuple(i.shape[1:]), dtype=i.dtype) for i in _inputs_of(first)]
-    given = inputs[0] if len(inputs) == 1 else inputs
-    outputs = Average()([member(given) for member in members])
-    return Model(given, outputs, name=name)
-
-
-def _inputs_of(model):
-    inputs = model.inputs
-    return inputs if isinstance(inputs, (list, tuple)) else [inputs]
-
-
 def train(
     train_windows: Windows,
     val_windows: Windows,
@@ -172,7 +155,8 @@ def train(
         return own
 
     set_random_seed(settings.seed)  # the batches' order: one shuffle for every member
-    fitted = Ensemble(members).fit(
+    ensemble = Ensemble(members)
+    fitted = ensemble.fit(
         train_windows.model_inputs(),
         train_windows.y,
         validation_data=(val_windows.model_inputs(), val_windows.y) if validate else None,
@@ -185,7 +169,7 @@ def train(
     histories = [history.history for history in fitted]
     if len(members) == 1:
         return members[0], histories
-    return average(members, f"forecast_{settings.cell}_ensemble"), histories
+    return ensemble.as_model(f"forecast_{settings.cell}_ensemble"), histories
 
 
 # ---------------------------------------------------------------------------- forecast

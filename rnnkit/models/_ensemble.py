@@ -114,6 +114,30 @@ class Ensemble:
             initial_epoch=initial_epoch,
         )
 
+    def as_model(self, name: str | None = None) -> Model:
+        """One functional `Model` that runs the members side by side on the same inputs and
+        averages their outputs (an `Average` layer): what to save, export or serve."""
+        from rnnkit.layers import Average, Input
+
+        first = self.members[0]
+        specs = first.inputs if isinstance(first.inputs, (list, tuple)) else [first.inputs]
+        if not specs or any(spec is None for spec in specs):
+            raise ValueError(
+                f"Ensemble '{self.name}': its members have no known inputs yet; build or fit "
+                "them first (e.g. give the first layer input_shape=...)."
+            )
+        inputs = [Input(tuple(spec.shape[1:]), dtype=spec.dtype) for spec in specs]
+        given = inputs[0] if len(inputs) == 1 else inputs
+        if len(self.members) == 1:
+            return Model(given, first(given), name=name or self.name)
+        dtype = first.layers[-1].dtype if getattr(first, "layers", None) else None
+        outputs = Average(dtype=dtype)([member(given) for member in self.members])
+        return Model(given, outputs, name=name or self.name)
+
+    def save(self, filepath) -> None:
+        """Save the ensemble as one model (`as_model()`), which `rnnkit.load_model` reads."""
+        self.as_model().save(filepath)
+
     def predict(self, x, batch_size=None, verbose=0):
         """The members' predictions averaged, as a numpy array."""
         outputs = [member.predict(x, batch_size=batch_size, verbose=verbose) for member in self]
