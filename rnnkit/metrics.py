@@ -147,8 +147,16 @@ class Mean(Metric):
         self.total = self.total.to(values.device) + values.sum().double()
         self.count = self.count.to(values.device) + torch.as_tensor(num_samples).double()
 
+    def __copy__(self):
+        """A copy with its own pending batches (they are a list, added to in place)."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        copied._pending = list(self._pending)
+        return copied
+
     def _fold(self):
-        """Add the pending batches to the running sums."""
+        """Add the pending batches to the running sums: `total` and `count` hold every
+        batch only after this (`result()` folds first)."""
         pending, self._pending = self._pending, []
         if pending:
             sums = torch.stack([total for total, _ in pending]).double().sum()

@@ -338,6 +338,18 @@ _step_sizes: dict = {}  # the last block computed: optimizers in turn recompute 
 _NUMPY_SCALARS = {torch.float32: np.float32, torch.float64: np.float64}
 
 
+def _has_step_hooks(torch_optimizer) -> bool:
+    """Whether hooks wait on this torch optimizer's step() (its own or torch's global ones)."""
+    from torch.optim import optimizer as torch_optim
+
+    return bool(
+        getattr(torch_optimizer, "_optimizer_step_pre_hooks", None)
+        or getattr(torch_optimizer, "_optimizer_step_post_hooks", None)
+        or getattr(torch_optim, "_global_optimizer_pre_hooks", None)
+        or getattr(torch_optim, "_global_optimizer_post_hooks", None)
+    )
+
+
 def _laid_out(grads, device, dtype, strides) -> bool:
     """Whether each gradient is dense, on `device`, of `dtype` and laid out as its weight
     (the fused kernel reads them as flat memory)."""
@@ -610,8 +622,14 @@ class Optimizer:
         for group in self.torch_optimizer.param_groups:
             group["lr"] = lr
         # rnnkit's own update where it has one: torch.optim's step() wraps it in profiling
-        # hooks that cost more than a small model's whole update
-        getattr(self.torch_optimizer, "update", self.torch_optimizer.step)()
+        # hooks that cost more than a small model's whole update. Step hooks registered on
+        # the torch optimizer (or torch's global ones) still get its step().
+        opt = self.torch_optimizer
+        update = getattr(opt, "update", None)
+        if update is None or _has_step_hooks(opt):
+            opt.step()
+        else:
+            update()
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars=None):

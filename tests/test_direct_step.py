@@ -344,3 +344,15 @@ def test_a_shuffled_pass_gathered_whole_yields_the_same_batches():
         torch.testing.assert_close(yb, y[index])
         assert wb is None
     assert len(whole) == 4
+
+
+def test_step_hooks_on_the_torch_optimizer_still_hear_each_step():
+    x, y = np.ones((8, 5, 3), np.float32), np.ones((8, 1), np.float32)
+    model = Sequential([SimpleRNN(4), Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    heard = []
+    model.optimizer.torch_optimizer.register_step_post_hook(lambda *args: heard.append(1))
+    before = model.get_weights()
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert len(heard) == 2 and not np.allclose(before[0], model.get_weights()[0])

@@ -179,3 +179,90 @@ def test_saved_as_one_model_it_loads_and_predicts_the_members_mean(tmp_path):
     np.testing.assert_allclose(loaded.predict(x), ensemble.predict(x), rtol=1e-12)
     with pytest.raises(ValueError, match="have no known inputs yet"):
         Ensemble([Sequential([layers.GRU(2)]), Sequential([layers.GRU(2)])]).as_model()
+
+
+class _StopAt(Callback):
+    """Stops its member after batch `batch` of epoch `epoch` (as TerminateOnNaN would)."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            self.model.stop_training = True
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+def test_a_member_stopped_mid_epoch_leaves_the_others_their_whole_epoch(stacked, monkeypatch):
+    x, y, vx, vy = _data()
+    if not stacked:
+        monkeypatch.setattr(_ensemble, "stack_blocker", lambda *args: "forced by the test")
+
+    def own(i):
+        return [_StopAt(1, 0)] if i == 0 else []
+
+    kw = {**FIT, "epochs": 3, "shuffle": False, "validation_data": (vx, vy)}
+    ensemble = Ensemble.from_seeds(_build(), SEEDS)
+    histories = ensemble.fit(x, y, member_callbacks=own, **kw)
+    for i, seed in enumerate(SEEDS):
+        set_random_seed(seed)
+        alone = _build()()
+        history = alone.fit(x, y, callbacks=own(i), **kw)
+        assert histories[i].epoch == history.epoch
+        np.testing.assert_allclose(histories[i].history["loss"], history.history["loss"])
+        for a, b in zip(ensemble.members[i].get_weights(), alone.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
+def test_a_layer_frozen_in_one_member_mid_fit_trains_on_in_the_others():
+    x, y, _, _ = _data()
+
+    class Freeze(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.model.layers[0].trainable = False
+
+    def own(i):
+        return [Freeze()] if i == 0 else []
+
+    kw = {**FIT, "epochs": 3, "shuffle": False}
+    ensemble = Ensemble.from_seeds(_build(), SEEDS)
+    ensemble.fit(x, y, member_callbacks=own, **kw)
+    assert ensemble.step_path.startswith("stacked")
+    for i, seed in enumerate(SEEDS):
+        set_random_seed(seed)
+        alone = _build()()
+        alone.fit(x, y, callbacks=own(i), **kw)
+        for a, b in zip(ensemble.members[i].get_weights(), alone.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
+def test_members_logs_with_different_keys_average_each_over_those_that_have_it():
+    x, y, _, _ = _data()
+    heard = []
+
+    class Listen(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            heard.append(dict(logs))
+
+    def own(i):
+        return [ReduceLROnPlateau(monitor="loss")] if i == 0 else []
+
+    ensemble = Ensemble.from_seeds(_build(), SEEDS)
+    histories = ensemble.fit(x, y, member_callbacks=own, callbacks=[Listen()], **FIT)
+    assert heard[0]["learning_rate"] == pytest.approx(histories[0].history["learning_rate"][0])
+    assert heard[0]["members"] == 3
+
+
+@pytest.mark.parametrize("make", [EarlyStopping, ReduceLROnPlateau])
+def test_a_callback_that_watches_one_model_belongs_to_the_members(make):
+    x, y, _, _ = _data()
+    ensemble = Ensemble.from_seeds(_build(), SEEDS)
+    name = make.__name__
+    with pytest.raises(TypeError, match=rf"member_callbacks=lambda i: \[{name}\(\.\.\.\)\]"):
+        ensemble.fit(x, y, callbacks=[make()], **FIT)

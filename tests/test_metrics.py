@@ -437,3 +437,11 @@ def test_a_mean_fed_batch_by_batch_keeps_its_sums_pending_and_adds_them_exactly(
     torch.testing.assert_close(copied.result(), fast.result())
     torch.testing.assert_close(tracked.result(), expected.result(), rtol=1e-6, atol=0)
     assert float(fast.count) == 7 * 600
+
+
+def test_a_copied_mean_keeps_its_own_pending_batches():
+    original = metrics.Mean()
+    original.update_state(torch.ones(2))
+    copied = copy.copy(original)
+    copied.update_state(torch.full((2,), 10.0))
+    assert float(original.result()) == 1.0 and float(copied.result()) == 5.5

@@ -222,7 +222,8 @@ def train_forecast(
     Args:
         panel: from `load_panel` (or `load_series` for one series).
         settings: a `ForecastSettings`.
-        callbacks: extra callbacks for `fit` (a progress bar).
+        callbacks: callbacks for the ensemble as a whole (a progress bar): they hear the
+            members' mean logs each epoch (`rnnkit.Ensemble.fit`).
         summary: called with the first model before training (to print its summary).
         on_member: called with (count, seeds) once, before the ensemble's models train together.
 

@@ -105,10 +105,11 @@ def _loop(name, buffers, mask, shape, activations, *flags, members=1) -> None:
     for t in buffers:  # the loops index flat memory of one dtype
         if t is not None and (not t.is_contiguous() or t.dtype != dtype):
             raise RuntimeError(f"rnnkit's {name} loop got a non-contiguous or mixed buffer")
+    mask = _mask_bytes(mask)  # held here while the loop reads it
     threads = torch.get_num_threads()
     ints = (*shape, *(ACTIVATIONS[a] for a in activations), *flags, threads, members)
     addresses = [None if t is None else t.data_ptr() for t in buffers]
-    addresses.append(None if mask is None else _mask_bytes(mask).data_ptr())
+    addresses.append(None if mask is None else mask.data_ptr())
     _function(name, dtype, len(addresses), len(ints))(*addresses, *map(int, ints))
 
 
@@ -130,7 +131,9 @@ def _function(name, dtype, pointers: int, ints: int):
 
 def _mask_bytes(mask: torch.Tensor | None) -> torch.Tensor | None:
     """A `(T, B, 1)` boolean mask as the `(T, B)` bytes the loops read."""
-    return None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).view(torch.uint8)
+    if mask is None:
+        return None
+    return mask.reshape(mask.shape[0], mask.shape[1]).contiguous().view(torch.uint8)
 
 
 def _pack(b: torch.Tensor) -> torch.Tensor:

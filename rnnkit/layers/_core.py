@@ -117,8 +117,9 @@ class Dense(Layer):
         def backward(dy):
             dz = activation_backward(dy)
             rows = dz.reshape(-1, dz.shape[-1])  # (samples [x steps], units)
-            _direct.add_gradient(kernel, inputs.reshape(-1, inputs.shape[-1]).t() @ rows)
-            if bias is not None:
+            if kernel.requires_grad:
+                _direct.add_gradient(kernel, inputs.reshape(-1, inputs.shape[-1]).t() @ rows)
+            if bias is not None and bias.requires_grad:
                 _direct.add_gradient(bias, rows.sum(0))
             return dz @ kernel.t() if needs_input_grad else None
 

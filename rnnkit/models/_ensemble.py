@@ -91,9 +91,11 @@ class Ensemble:
             x, y, batch_size, epochs, validation_split, validation_data, shuffle,
                 initial_epoch: as for `Model.fit`, on in-memory arrays.
             verbose: the progress display, for the members' mean logs.
-            callbacks: callbacks for the ensemble as a whole: each epoch they get the
-                members' logs averaged, and `members`, how many trained that epoch;
-                `model.stop_training = True` in one stops every member.
+            callbacks: callbacks for the ensemble as a whole (progress, logging): each epoch
+                they get the members' logs averaged, and `members`, how many trained that
+                epoch; `model.stop_training = True` in one stops every member. Callbacks that
+                watch one model (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ...) go in
+                `member_callbacks`; here they raise a TypeError saying so.
             member_callbacks: a function of a member's index returning that member's own
                 callbacks, e.g. `lambda i: [EarlyStopping(patience=5,
                 restore_best_weights=True)]`: they see the member's model and its logs, and

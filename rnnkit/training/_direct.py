@@ -54,7 +54,7 @@ class DirectStep:
     def __init__(self, model):
         self.model = model
         self.layers = model.layers
-        self.weights = model.trainable_weights
+        self.weights = list(model.parameters())  # each batch's gradients start from None
 
     def run(self, x, y, sample_weight):
         """`(loss, y_pred)` for the batch; the weights' `.grad` hold their gradients."""

@@ -16,9 +16,12 @@ best weights restored), its own History and validation scores; a member that sto
 of the stack. Every member's numbers are those of training it alone on the same batches, to
 float rounding: `tests/test_ensemble.py` trains both ways and compares the weights.
 
-Where the members cannot be stacked (`stack_blocker`: a layer without a members kernel, a
-model the direct step cannot run, a GPU), the same loop runs each member's own step in turn:
-the same results, without the stacked kernels' speed. `ensemble.step_path` says which.
+A member a callback stops mid-epoch ends its epoch there, as alone, and the others go on with
+theirs. Where the members cannot be stacked (`stack_blocker`: a layer without a members
+kernel, a model the direct step cannot run, a GPU), the same loop runs each member's own step
+in turn: the same results, without the stacked kernels' speed, except that members with
+Dropout draw their masks from one random stream in turn, so not the masks each would draw
+alone. `ensemble.step_path` says which ran.
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ def fit_ensemble(
             f"its callbacks, e.g. lambda i: [EarlyStopping(patience=5)]; got "
             f"{type(member_callbacks).__name__}."
         )
+    for callback in callbacks or []:
+        if isinstance(callback, _PER_MEMBER):
+            name = type(callback).__name__
+            raise TypeError(
+                f"{where}: {name} watches one model's weights, optimizer or file; the "
+                "ensemble's `callbacks` hear only the members' mean logs. Give each member "
+                f"its own: member_callbacks=lambda i: [{name}(...)]."
+            )
     if x is None:
         raise ValueError(f"{where}: x (the inputs) is missing; pass fit(x, y, ...).")
     if not _is_arrays(x):
@@ -129,6 +140,22 @@ def fit_ensemble(
     return [member.history for member in members]
 
 
+def _per_member_callbacks() -> tuple:
+    from rnnkit import callbacks
+
+    return (
+        callbacks.EarlyStopping,
+        callbacks.ModelCheckpoint,
+        callbacks.ReduceLROnPlateau,
+        callbacks.LearningRateScheduler,
+        callbacks.BackupAndRestore,
+        callbacks.TerminateOnNaN,
+    )
+
+
+_PER_MEMBER = _per_member_callbacks()
+
+
 def _is_arrays(x) -> bool:
     from rnnkit.training._data import is_array_like
 
@@ -182,25 +209,9 @@ def _train(ensemble, members, steps, lists, overall, data, val_data, epochs, ini
         for i in active:
             steps[i].reset()
             lists[i].on_epoch_begin(epoch)
-        stack = StackedStep([members[i] for i in active]) if own is None else None
-        for batch, (xb, yb, wb) in enumerate(data):
-            for i in active:
-                lists[i].on_train_batch_begin(batch)
-            if stack is not None:
-                results = stack.run(xb, yb, wb)
-                for i, (loss, y_pred) in zip(active, results):
-                    steps[i].track(xb, yb, wb, loss, y_pred, None)
-                    _update(members[i], steps[i])
-            else:
-                for i in active:
-                    _fit._train_step(members[i], steps[i], own[i], xb, yb, wb)
-            for i in active:
-                logs = _fit._sorted(steps[i].logs()) if lists[i].wants_batch_logs else None
-                lists[i].on_train_batch_end(batch, logs)
-            if any(members[i].stop_training for i in active):
-                break
-        every = []
-        for i in active:
+        every = []  # the logs of each member's epoch, as each ends it
+
+        def end_epoch(i, epoch=epoch, every=every):  # as the member's own fit ends an epoch
             logs = steps[i].logs()
             if val_data is not None:
                 val_logs = _fit._run_evaluation(steps[i], val_data, lists[i])
@@ -208,6 +219,36 @@ def _train(ensemble, members, steps, lists, overall, data, val_data, epochs, ini
             logs = _fit._sorted(logs)
             lists[i].on_epoch_end(epoch, logs)
             every.append(logs)
+
+        running = list(active)  # the members still in this epoch
+        stack = StackedStep([members[i] for i in running]) if own is None else None
+        for batch, (xb, yb, wb) in enumerate(data):
+            overall.on_train_batch_begin(batch)
+            for i in running:
+                lists[i].on_train_batch_begin(batch)
+            if stack is not None:
+                results = stack.run(xb, yb, wb)
+                for i, (loss, y_pred) in zip(running, results):
+                    steps[i].track(xb, yb, wb, loss, y_pred, None)
+                    _update(members[i], steps[i])
+            else:
+                for i in running:
+                    _fit._train_step(members[i], steps[i], own[i], xb, yb, wb)
+            for i in running:
+                logs = _fit._sorted(steps[i].logs()) if lists[i].wants_batch_logs else None
+                lists[i].on_train_batch_end(batch, logs)
+            overall.on_train_batch_end(batch, None)
+            stopped = [i for i in running if members[i].stop_training]
+            if stopped:  # those end their epoch now, as alone; the others train on
+                for i in stopped:
+                    end_epoch(i)
+                running = [i for i in running if i not in stopped]
+                if not running:
+                    break
+                if stack is not None:
+                    stack = StackedStep([members[i] for i in running])
+        for i in running:
+            end_epoch(i)
         overall.on_epoch_end(epoch, _mean_logs(every))
         active = [i for i in active if not members[i].stop_training]
     for callback_list in [*lists, overall]:
@@ -221,10 +262,14 @@ def _update(member, step):
 
 
 def _mean_logs(every: list[dict]) -> dict:
-    """The members' logs averaged key by key, with how many trained this epoch."""
-    keys = every[0].keys() if every else ()
-    logs = {key: sum(logs[key] for logs in every) / len(every) for key in keys}
-    return {**logs, "members": len(every)}
+    """The members' logs averaged key by key (each over the members that have it), with how
+    many trained this epoch."""
+    keys = list(dict.fromkeys(key for logs in every for key in logs))
+    means = {}
+    for key in keys:
+        values = [logs[key] for logs in every if key in logs]
+        means[key] = sum(values) / len(values)
+    return {**means, "members": len(every)}
 
 
 # ----------------------------------------------------------------------- stacked step
@@ -279,7 +324,8 @@ class StackedStep:
         self.count = len(members)
         self.loss = members[0].loss
         self.layers = list(zip(*(member.layers for member in members)))  # per layer, members'
-        self.weights = [w for member in members for w in member.trainable_weights]
+        # every weight's gradient is cleared each batch: one frozen since still holds a .grad
+        self.weights = [w for member in members for w in member.parameters()]
 
     def run(self, x, y, sample_weight):
         count = self.count
@@ -367,8 +413,10 @@ def _recurrent(kind, layers_, x, needs_input_grad):
     u_params = [c.recurrent_kernel for c in cells]
     b_params = [c.bias for c in cells] if cell.bias is not None else None
     w, u = _stack(w_params), _stack(u_params)
-    trains_w, trains_u = w_params[0].requires_grad, u_params[0].requires_grad
-    trains_b = b_params is not None and b_params[0].requires_grad
+    # a weight is differentiated where any member trains it (add_gradient skips the others)
+    trains_w = any(p.requires_grad for p in w_params)
+    trains_u = any(p.requires_grad for p in u_params)
+    trains_b = b_params is not None and any(p.requires_grad for p in b_params)
     h0 = x.new_zeros(rows, units)
     name = activations.serialize(cell.activation)
     if kind == "SimpleRNN":
