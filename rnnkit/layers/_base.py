@@ -388,6 +388,17 @@ class Layer(nn.Module):
         the input's gradient (None unless `needs_input_grad`)."""
         raise NotImplementedError(self.direct_blocker(training))
 
+    def stacked_blocker(self) -> str | None:
+        """Why an ensemble's members cannot run this layer stacked (None if they can): see
+        `stacked_call`. Layers with a members kernel override it."""
+        return f"no stacked kernel for {type(self).__name__}"
+
+    @staticmethod
+    def stacked_call(layers, inputs, needs_input_grad: bool):
+        """`direct_call` for an ensemble's members at once: `layers` holds each member's copy
+        of this layer, `inputs` their rows, member-major (`rnnkit.training._ensemble`)."""
+        raise NotImplementedError(layers[0].stacked_blocker())
+
     # ------------------------------------------------------------------- call
     def call(self, inputs, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement call().")

@@ -125,6 +125,34 @@ class Dense(Layer):
 
         return y, backward
 
+    def stacked_blocker(self):
+        return None
+
+    @staticmethod
+    def stacked_call(layers, inputs, needs_input_grad):
+        """Each member's Dense on its rows: one batched product for all of them."""
+        count, first = len(layers), layers[0]
+        kernels = [layer.kernel for layer in layers]
+        biases = [layer.bias for layer in layers] if first.bias is not None else None
+        w = _direct.stack(kernels)  # (M, K, U)
+        rows = inputs.reshape(count, -1, inputs.shape[-1])  # (M, N, K)
+        z = torch.bmm(rows, w)
+        if biases is not None:
+            z += _direct.stack(biases).unsqueeze(1)
+        y, activation_backward = _direct.activate(first.activation, z)
+
+        def backward(dy):
+            dz = activation_backward(dy.reshape(z.shape))
+            if _direct.trains(kernels):
+                _direct.give(kernels, torch.bmm(rows.transpose(1, 2), dz))
+            if biases is not None and _direct.trains(biases):
+                _direct.give(biases, dz.sum(1))
+            if not needs_input_grad:
+                return None
+            return torch.bmm(dz, w.transpose(1, 2)).reshape(inputs.shape)
+
+        return y.reshape(*inputs.shape[:-1], w.shape[-1]), backward
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
@@ -164,6 +192,13 @@ class Activation(Layer):
     def direct_call(self, inputs, training, needs_input_grad):
         y, backward = _direct.activate(self.activation, inputs)
         return y, backward
+
+    def stacked_blocker(self):
+        return None
+
+    @staticmethod
+    def stacked_call(layers, inputs, needs_input_grad):
+        return layers[0].direct_call(inputs, True, needs_input_grad)  # element-wise: as one
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -220,6 +255,13 @@ class Dropout(Layer):
         keep, scale = self._keep(inputs), 1.0 - self.rate
         return inputs * keep / scale, lambda dy: dy / scale * keep  # as autograd orders it
 
+    def stacked_blocker(self):
+        return "Dropout draws each member's own masks" if self.rate else None
+
+    @staticmethod
+    def stacked_call(layers, inputs, needs_input_grad):
+        return inputs, lambda dy: dy  # rate 0 (`stacked_blocker`)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
@@ -244,6 +286,13 @@ class Flatten(Layer):
     def direct_call(self, inputs, training, needs_input_grad):
         shape = inputs.shape
         return inputs.reshape(shape[0], -1), lambda dy: dy.reshape(shape)
+
+    def stacked_blocker(self):
+        return None
+
+    @staticmethod
+    def stacked_call(layers, inputs, needs_input_grad):
+        return layers[0].direct_call(inputs, True, needs_input_grad)  # row by row: as one
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]

@@ -77,3 +77,22 @@ def activate(fn, z: torch.Tensor):
         leaf = z.detach().requires_grad_()
         y = fn(leaf)
     return y.detach(), lambda dy: torch.autograd.grad(y, leaf, dy)[0]
+
+
+# ------------------------------------------------------------ an ensemble's members at once
+def stack(tensors) -> torch.Tensor:
+    """The members' copies of one weight stacked along a leading members axis."""
+    return torch.stack([t.detach() for t in tensors])
+
+
+def give(params, grads) -> None:
+    """Member m's share of stacked gradients `grads` `(M, ...)` to `params[m].grad`."""
+    if grads is None:
+        return
+    for param, grad in zip(params, grads.unbind(0)):
+        add_gradient(param, grad)
+
+
+def trains(params) -> bool:
+    """Whether any member trains this weight (`add_gradient` skips those that do not)."""
+    return any(p is not None and p.requires_grad for p in params)

@@ -7,6 +7,7 @@ import torch
 from rnnkit import activations
 from rnnkit.kernels import by_hand
 from rnnkit.kernels.gru import GRURecurrence, gru_states
+from rnnkit.kernels.members import MembersGRU
 from rnnkit.kernels.torch_rnn import gru_sequence
 from rnnkit.layers import _direct
 from rnnkit.layers._rnn import (
@@ -195,6 +196,43 @@ class GRU(CellLayer):
             for param, grad in ((w, dw), (bias, db), (u, du)):
                 if param is not None:
                     _direct.add_gradient(param, grad)
+            return dx
+
+        return (h.transpose(0, 1) if sequences else last), backward
+
+    def stacked_blocker(self):
+        return None if self.cell.reset_after else "GRU(reset_after=False)"
+
+    @staticmethod
+    def _stacked_recurrence(layers, x, states, needs_input_grad):
+        cells = [layer.cell for layer in layers]
+        cell = cells[0]
+        ws, us = [c.kernel for c in cells], [c.recurrent_kernel for c in cells]
+        bs = [c.bias for c in cells] if cell.bias is not None else None
+        b_in = b_rec = None
+        if bs is not None:  # each member's (2, 3H) bias: [b; b']
+            b_in, b_rec = _direct.stack([b[0] for b in bs]), _direct.stack([b[1] for b in bs])
+        trains_b = bs is not None and _direct.trains(bs)
+        needs = (needs_input_grad, _direct.trains(ws), trains_b, trains_b, False)
+        names = (
+            activations.serialize(cell.activation),
+            activations.serialize(cell.recurrent_activation),
+            True,
+        )
+        (h, last), recurrence_backward = by_hand.run(
+            MembersGRU,
+            (*needs, _direct.trains(us), False, False, False, False),
+            *(x, _direct.stack(ws), b_in, b_rec, states[0], _direct.stack(us), None, *names),
+        )
+        sequences = layers[0].return_sequences
+
+        def backward(dy):
+            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
+            dx, dw, db, db_rec, _, du, *_ = recurrence_backward(*grads)
+            _direct.give(ws, dw)
+            _direct.give(us, du)
+            if bs is not None and db is not None:
+                _direct.give(bs, torch.stack([db, db_rec], dim=1))
             return dx
 
         return (h.transpose(0, 1) if sequences else last), backward

@@ -7,6 +7,7 @@ import torch
 from rnnkit import activations
 from rnnkit.kernels import by_hand, compiled
 from rnnkit.kernels.lstm import LSTMRecurrence, lstm_states
+from rnnkit.kernels.members import MembersLSTM
 from rnnkit.kernels.torch_rnn import lstm_sequence
 from rnnkit.layers import _direct
 from rnnkit.layers._rnn import (
@@ -191,6 +192,41 @@ class LSTM(CellLayer):
             for param, grad in ((w, dw), (b, db), (u, du)):
                 if param is not None:
                     _direct.add_gradient(param, grad)
+            return None if dx is None else dx.transpose(0, 1)
+
+        return (h.transpose(0, 1) if sequences else h[-1]), backward
+
+    @staticmethod
+    def _stacked_recurrence(layers, x, states, needs_input_grad):
+        cells = [layer.cell for layer in layers]
+        cell = cells[0]
+        ws, us = [c.kernel for c in cells], [c.recurrent_kernel for c in cells]
+        bs = [c.bias for c in cells] if cell.bias is not None else None
+        b = _direct.stack(bs) if bs is not None else None
+        trains_b = bs is not None and _direct.trains(bs)
+        needs = (needs_input_grad, _direct.trains(ws), trains_b, False, False, _direct.trains(us))
+        names = (
+            activations.serialize(cell.activation),
+            activations.serialize(cell.recurrent_activation),
+        )
+        x_t = x.transpose(0, 1).contiguous()  # time-major, as the LSTM kernels take it
+        (h, c_last), recurrence_backward = by_hand.run(
+            MembersLSTM,
+            (*needs, False, False, False),
+            *(x_t, _direct.stack(ws), b, *states, _direct.stack(us), None, *names),
+        )
+        sequences = layers[0].return_sequences
+
+        def backward(dy):
+            if sequences:
+                grad_h = dy.transpose(0, 1)
+            else:  # the last step's output is a view of every step's, as in the layer
+                grad_h = h.new_zeros(h.shape)
+                grad_h[-1] = dy
+            dx, dw, db, _, _, du, *_ = recurrence_backward(grad_h, torch.zeros_like(c_last))
+            for params, grad in ((ws, dw), (us, du), (bs, db)):
+                if params is not None:
+                    _direct.give(params, grad)
             return None if dx is None else dx.transpose(0, 1)
 
         return (h.transpose(0, 1) if sequences else h[-1]), backward

@@ -800,6 +800,21 @@ class CellLayer(RNN):
         `states`: `(output, backward)` as `direct_call` returns them."""
         raise NotImplementedError
 
+    def stacked_blocker(self):
+        return None  # the members' kernels (`rnnkit.kernels.members`) run every cell
+
+    @staticmethod
+    def stacked_call(layers, inputs, needs_input_grad):
+        """Each member's recurrence over its rows, in one call of the members' kernels."""
+        first = layers[0]
+        h0 = first.get_initial_state(inputs.shape[0], device=inputs.device)
+        return type(first)._stacked_recurrence(layers, inputs, h0, needs_input_grad)
+
+    @staticmethod
+    def _stacked_recurrence(layers, x, states, needs_input_grad):
+        """`_direct_recurrence` for the members at once, from the zero `states` of all rows."""
+        raise NotImplementedError
+
     def get_config(self):
         """The cell's arguments sit beside the loop's, as in Keras' configs."""
         config = super().get_config()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rnnkit import activations
 from rnnkit.kernels import by_hand
+from rnnkit.kernels.members import MembersSimpleRNN
 from rnnkit.kernels.simple_rnn import SimpleRNNRecurrence, simple_rnn_states
 from rnnkit.kernels.torch_rnn import rnn_sequence
 from rnnkit.layers import _direct
@@ -125,6 +126,33 @@ class SimpleRNN(CellLayer):
             dx, dw, db, _, du, *_ = recurrence_backward(*grads)
             for param, grad in ((w, dw), (b, db), (u, du)):
                 _direct.add_gradient(param, grad)
+            return dx
+
+        return (h.transpose(0, 1) if sequences else last), backward
+
+    @staticmethod
+    def _stacked_recurrence(layers, x, states, needs_input_grad):
+        cells = [layer.cell for layer in layers]
+        ws, us = [c.kernel for c in cells], [c.recurrent_kernel for c in cells]
+        bs = [c.bias for c in cells] if cells[0].bias is not None else None
+        b = _direct.stack(bs) if bs is not None else None
+        trains_b = bs is not None and _direct.trains(bs)
+        needs = (needs_input_grad, _direct.trains(ws), trains_b, False, _direct.trains(us))
+        args = (x, _direct.stack(ws), b, states[0], _direct.stack(us), None)
+        (h, last), recurrence_backward = by_hand.run(
+            MembersSimpleRNN,
+            (*needs, False, False),
+            *args,
+            activations.serialize(cells[0].activation),
+        )
+        sequences = layers[0].return_sequences
+
+        def backward(dy):
+            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
+            dx, dw, db, _, du, *_ = recurrence_backward(*grads)
+            for params, grad in ((ws, dw), (us, du), (bs, db)):
+                if params is not None:
+                    _direct.give(params, grad)
             return dx
 
         return (h.transpose(0, 1) if sequences else last), backward

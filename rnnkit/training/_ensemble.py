@@ -34,7 +34,6 @@ from rnnkit import distribution as distribution_
 from rnnkit import losses
 from rnnkit.callbacks._base import CallbackList
 from rnnkit.callbacks._progress import progress_logger
-from rnnkit.layers import _direct as layer_direct
 from rnnkit.training import _direct, _fit
 from rnnkit.training._data import check_count
 from rnnkit.training._memory import keep_freed_memory
@@ -273,15 +272,10 @@ def _mean_logs(every: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------- stacked step
-_STACKED = {"SimpleRNN", "GRU", "LSTM", "Dense", "Activation", "Flatten", "Dropout"}
 
 
 def stack_blocker(members, steps, data) -> str | None:
     """Why the members cannot train stacked (None: they can)."""
-    try:
-        from rnnkit.kernels import members as member_kernels  # noqa: F401
-    except ImportError:
-        return "the recurrent kernels have no members axis in this build"
     first = members[0]
     for member, step in zip(members, steps):
         why = _direct.blocker(member, step, data)
@@ -299,13 +293,9 @@ def stack_blocker(members, steps, data) -> str | None:
         ):
             return "the members' losses differ"
     for layer in first.layers:
-        kind = type(layer).__name__
-        if kind not in _STACKED or type(layer).__module__.split(".")[0] != "rnnkit":
-            return f"no stacked kernel for {kind}"
-        if kind == "Dropout" and layer.rate:
-            return "Dropout draws each member's own masks"
-        if kind == "GRU" and not layer.cell.reset_after:
-            return "GRU(reset_after=False)"
+        why = layer.stacked_blocker()
+        if why is not None:
+            return why
     return None
 
 
@@ -337,7 +327,7 @@ class StackedStep:
             out = out.repeat(count, *([1] * (out.dim() - 1)))  # (M*B, ...), member-major rows
             for i, layer_of in enumerate(self.layers):
                 out = layer_of[0]._convert_inputs(out)
-                out, backward = _stacked_call(layer_of, out, needs_input_grad=i > 0)
+                out, backward = type(layer_of[0]).stacked_call(layer_of, out, i > 0)
                 backward_passes.append(backward)
             predictions = out.chunk(count)
             results, grads = [], []
@@ -349,131 +339,3 @@ class StackedStep:
             for backward in reversed(backward_passes):
                 grad = backward(grad)
         return results
-
-
-def _stacked_call(layers_, x, needs_input_grad):
-    """Each member's layer (`layers_`, one per member) on its rows of `x`: `(out, backward)`."""
-    kind = type(layers_[0]).__name__
-    first = layers_[0]
-    if kind in ("Activation", "Flatten", "Dropout"):
-        return first.direct_call(x, training=True, needs_input_grad=needs_input_grad)
-    if kind == "Dense":
-        return _dense(layers_, x, needs_input_grad)
-    return _recurrent(kind, layers_, x, needs_input_grad)
-
-
-def _stack(tensors):
-    return torch.stack([t.detach() for t in tensors])
-
-
-def _give(params, grads) -> None:
-    """Member m's share of stacked gradients `grads` `(M, ...)` to `params[m].grad`."""
-    if grads is None:
-        return
-    for param, grad in zip(params, grads.unbind(0)):
-        layer_direct.add_gradient(param, grad)
-
-
-def _dense(layers_, x, needs_input_grad):
-    count, first = len(layers_), layers_[0]
-    kernels = [layer.kernel for layer in layers_]
-    biases = [layer.bias for layer in layers_] if first.bias is not None else None
-    w = _stack(kernels)  # (M, K, U)
-    rows = x.reshape(count, -1, x.shape[-1])  # (M, N, K)
-    z = torch.bmm(rows, w)
-    if biases is not None:
-        z += _stack(biases).unsqueeze(1)
-    y, activation_backward = layer_direct.activate(first.activation, z)
-    shape = (*x.shape[:-1], w.shape[-1])
-
-    def backward(dy):
-        dz = activation_backward(dy.reshape(z.shape))
-        _give(kernels, torch.bmm(rows.transpose(1, 2), dz))
-        if biases is not None:
-            _give(biases, dz.sum(1))
-        if not needs_input_grad:
-            return None
-        return torch.bmm(dz, w.transpose(1, 2)).reshape(x.shape)
-
-    return y.reshape(shape), backward
-
-
-def _recurrent(kind, layers_, x, needs_input_grad):
-    from rnnkit import activations
-    from rnnkit.kernels import by_hand
-    from rnnkit.kernels import members as kernels
-
-    first = layers_[0]
-    cells = [layer.cell for layer in layers_]
-    cell = cells[0]
-    units = cell.units
-    rows = x.shape[0]
-    sequences = first.return_sequences
-    w_params = [c.kernel for c in cells]
-    u_params = [c.recurrent_kernel for c in cells]
-    b_params = [c.bias for c in cells] if cell.bias is not None else None
-    w, u = _stack(w_params), _stack(u_params)
-    # a weight is differentiated where any member trains it (add_gradient skips the others)
-    trains_w = any(p.requires_grad for p in w_params)
-    trains_u = any(p.requires_grad for p in u_params)
-    trains_b = b_params is not None and any(p.requires_grad for p in b_params)
-    h0 = x.new_zeros(rows, units)
-    name = activations.serialize(cell.activation)
-    if kind == "SimpleRNN":
-        b = _stack(b_params) if b_params is not None else None
-        needs = (needs_input_grad, trains_w, trains_b, False, trains_u, False, False)
-        (h, last), run_backward = by_hand.run(
-            kernels.MembersSimpleRNN, needs, x, w, b, h0, u, None, name
-        )
-    elif kind == "GRU":
-        b_in = b_rec = None
-        if b_params is not None:
-            b_in, b_rec = _stack([p[0] for p in b_params]), _stack([p[1] for p in b_params])
-        sigma = activations.serialize(cell.recurrent_activation)
-        needs = (needs_input_grad, trains_w, trains_b, trains_b, False, trains_u, *[False] * 4)
-        (h, last), run_backward = by_hand.run(
-            kernels.MembersGRU, needs, x, w, b_in, b_rec, h0, u, None, name, sigma, True
-        )
-    else:
-        b = _stack(b_params) if b_params is not None else None
-        sigma = activations.serialize(cell.recurrent_activation)
-        needs = (needs_input_grad, trains_w, trains_b, False, False, trains_u, False, False, False)
-        (h, last_c), run_backward = by_hand.run(
-            kernels.MembersLSTM,
-            needs,
-            x.transpose(0, 1).contiguous(),
-            w,
-            b,
-            h0,
-            torch.zeros_like(h0),
-            u,
-            None,
-            name,
-            sigma,
-        )
-        last = h[-1]
-
-    def backward(dy):
-        if kind == "LSTM":
-            if sequences:
-                grad_h = dy.transpose(0, 1)
-            else:
-                grad_h = h.new_zeros(h.shape)
-                grad_h[-1] = dy
-            dx, dw, db, _, _, du, *_ = run_backward(grad_h, torch.zeros_like(last_c))
-            dx = None if dx is None else dx.transpose(0, 1)
-        elif kind == "GRU":
-            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
-            dx, dw, db, db_rec, _, du, *_ = run_backward(*grads)
-            if db is not None:
-                db = torch.stack([db, db_rec], dim=1)  # each member's (2, 3H) bias
-        else:
-            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
-            dx, dw, db, _, du, *_ = run_backward(*grads)
-        _give(w_params, dw)
-        _give(u_params, du)
-        if b_params is not None:
-            _give(b_params, db)
-        return dx
-
-    return (h.transpose(0, 1) if sequences else last), backward
