@@ -170,63 +170,64 @@ class LSTM(CellLayer):
         cell = self.cell
         w, u, b = cell.kernel, cell.recurrent_kernel, cell.bias
         trains_b = b is not None and b.requires_grad
-        names = (
-            activations.serialize(cell.activation),
-            activations.serialize(cell.recurrent_activation),
-        )
         needs = (needs_input_grad, w.requires_grad, trains_b, False, False, u.requires_grad)
-        (h, c_last), recurrence_backward = by_hand.run(
+        run = by_hand.run(
             LSTMRecurrence,
             (*needs, False, False, False),
-            *(x.transpose(0, 1).contiguous(), w, b, *states, u, None, *names),
-        )  # (T, B, H), (B, H)
-        sequences = self.return_sequences
+            *(x.transpose(0, 1).contiguous(), w, b, *states, u, None, *_names(cell)),
+        )
 
-        def backward(dy):
-            if sequences:
-                grad_h = dy.transpose(0, 1)
-            else:  # the last step's output is a view of every step's, as in the layer
-                grad_h = h.new_zeros(h.shape)
-                grad_h[-1] = dy
-            dx, dw, db, _, _, du, *_ = recurrence_backward(grad_h, torch.zeros_like(c_last))
-            for param, grad in ((w, dw), (b, db), (u, du)):
+        def assign(dw, du, db):
+            for param, grad in ((w, dw), (u, du), (b, db)):
                 if param is not None:
                     _direct.add_gradient(param, grad)
-            return None if dx is None else dx.transpose(0, 1)
 
-        return (h.transpose(0, 1) if sequences else h[-1]), backward
+        return _by_hand_output(run, self.return_sequences, assign)
 
     @staticmethod
     def _stacked_recurrence(layers, x, states, needs_input_grad):
         cells = [layer.cell for layer in layers]
-        cell = cells[0]
         ws, us = [c.kernel for c in cells], [c.recurrent_kernel for c in cells]
-        bs = [c.bias for c in cells] if cell.bias is not None else None
+        bs = [c.bias for c in cells] if cells[0].bias is not None else None
         b = _direct.stack(bs) if bs is not None else None
         trains_b = bs is not None and _direct.trains(bs)
         needs = (needs_input_grad, _direct.trains(ws), trains_b, False, False, _direct.trains(us))
-        names = (
-            activations.serialize(cell.activation),
-            activations.serialize(cell.recurrent_activation),
-        )
         x_t = x.transpose(0, 1).contiguous()  # time-major, as the LSTM kernels take it
-        (h, c_last), recurrence_backward = by_hand.run(
+        run = by_hand.run(
             MembersLSTM,
             (*needs, False, False, False),
-            *(x_t, _direct.stack(ws), b, *states, _direct.stack(us), None, *names),
+            *(x_t, _direct.stack(ws), b, *states, _direct.stack(us), None, *_names(cells[0])),
         )
-        sequences = layers[0].return_sequences
 
-        def backward(dy):
-            if sequences:
-                grad_h = dy.transpose(0, 1)
-            else:  # the last step's output is a view of every step's, as in the layer
-                grad_h = h.new_zeros(h.shape)
-                grad_h[-1] = dy
-            dx, dw, db, _, _, du, *_ = recurrence_backward(grad_h, torch.zeros_like(c_last))
+        def assign(dw, du, db):
             for params, grad in ((ws, dw), (us, du), (bs, db)):
                 if params is not None:
                     _direct.give(params, grad)
-            return None if dx is None else dx.transpose(0, 1)
 
-        return (h.transpose(0, 1) if sequences else h[-1]), backward
+        return _by_hand_output(run, layers[0].return_sequences, assign)
+
+
+def _names(cell) -> tuple[str, str]:
+    return (
+        activations.serialize(cell.activation),
+        activations.serialize(cell.recurrent_activation),
+    )
+
+
+def _by_hand_output(run, sequences: bool, assign):
+    """`(output, backward)` from an LSTM kernel run by hand (`by_hand.run`'s `((h, c_T),
+    backward)`): every step's output or the last's; `backward(dy)` hands the weights'
+    gradients to `assign(dW, dU, db)` and returns the input's (batch-major)."""
+    (h, c_last), recurrence_backward = run  # (T, B, H), (B, H)
+
+    def backward(dy):
+        if sequences:
+            grad_h = dy.transpose(0, 1)
+        else:  # the last step's output is a view of every step's, as in the layer
+            grad_h = h.new_zeros(h.shape)
+            grad_h[-1] = dy
+        dx, dw, db, _, _, du, *_ = recurrence_backward(grad_h, torch.zeros_like(c_last))
+        assign(dw, du, db)
+        return None if dx is None else dx.transpose(0, 1)
+
+    return (h.transpose(0, 1) if sequences else h[-1]), backward
