@@ -266,3 +266,18 @@ def test_a_callback_that_watches_one_model_belongs_to_the_members(make):
     name = make.__name__
     with pytest.raises(TypeError, match=rf"member_callbacks=lambda i: \[{name}\(\.\.\.\)\]"):
         ensemble.fit(x, y, callbacks=[make()], **FIT)
+
+
+def test_sample_weights_train_the_members_as_each_alone():
+    x, y, vx, vy = _data()
+    weights = np.random.default_rng(3).random(len(x))
+    kw = {**FIT, "epochs": 3, "shuffle": False, "sample_weight": weights}
+    ensemble = Ensemble.from_seeds(_build(), SEEDS)
+    ensemble.fit(x, y, **kw)
+    assert ensemble.step_path.startswith("stacked")
+    for member, seed in zip(ensemble, SEEDS):
+        set_random_seed(seed)
+        alone = _build()()
+        alone.fit(x, y, **kw)
+        for a, b in zip(member.get_weights(), alone.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)

@@ -83,13 +83,16 @@ class Ensemble:
         validation_data=None,
         shuffle=True,
         initial_epoch=0,
+        sample_weight=None,
+        class_weight=None,
     ):
         """Train every member on `(x, y)`, the same shuffled batches for all; returns each
         member's `History`.
 
         Args:
             x, y, batch_size, epochs, validation_split, validation_data, shuffle,
-                initial_epoch: as for `Model.fit`, on in-memory arrays.
+                initial_epoch, sample_weight, class_weight: as for `Model.fit`, on
+                in-memory arrays.
             verbose: the progress display, for the members' mean logs.
             callbacks: callbacks for the ensemble as a whole (progress, logging): each epoch
                 they get the members' logs averaged, and `members`, how many trained that
@@ -114,6 +117,8 @@ class Ensemble:
             validation_data=validation_data,
             shuffle=shuffle,
             initial_epoch=initial_epoch,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
 
     def as_model(self, name: str | None = None) -> Model:

@@ -52,6 +52,8 @@ def fit_ensemble(
     validation_data=None,
     shuffle=True,
     initial_epoch=0,
+    sample_weight=None,
+    class_weight=None,
 ):
     """Train every member of `ensemble` on `(x, y)`; returns each member's `History`."""
     where = "Ensemble.fit"
@@ -95,6 +97,8 @@ def fit_ensemble(
             validation_data,
             shuffle,
             initial_epoch,
+            sample_weight,
+            class_weight,
         )
     _fit._check_validation_split(where, validation_split, x)
     first = members[0]
@@ -102,7 +106,7 @@ def fit_ensemble(
     keep_freed_memory(device)
     split = validation_split if validation_data is None else 0.0
     data, held_out = _fit._training_batches(
-        first, x, y, None, None, split, batch_size, shuffle, None, device
+        first, x, y, sample_weight, class_weight, split, batch_size, shuffle, None, device
     )
     validation_data = held_out if validation_data is None else validation_data
     val_data = _fit._validation_batches(first, validation_data, batch_size, None, device)
@@ -173,6 +177,8 @@ def _one_by_one(
     validation_data,
     shuffle,
     initial_epoch,
+    sample_weight,
+    class_weight,
 ):
     """Across processes (data-parallel), each member trains with its own `fit`, in turn."""
     ensemble.step_path = "each member's own fit in turn (data-parallel)"
@@ -192,6 +198,8 @@ def _one_by_one(
                 validation_data=validation_data,
                 shuffle=shuffle,
                 initial_epoch=initial_epoch,
+                sample_weight=sample_weight,
+                class_weight=class_weight,
             )
         )
     return histories
