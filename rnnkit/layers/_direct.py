@@ -14,6 +14,10 @@ autograd), it has no activity regularizer and no torch hooks. The recurrences ru
 fused kernels' own forward and backward passes (`rnnkit.kernels.by_hand`), so the two
 steps compute with the same code; the tests hold the direct step's gradients to
 autograd's through the reference loop.
+
+An ensemble's members (`rnnkit.Ensemble`) run a layer together through its class's
+`stacked_call(layers, x, needs_input_grad)`, their weights stacked along a members axis; the
+helpers for that (`stack`, `give`, `trains`) are at the end of this module.
 """
 
 from __future__ import annotations
