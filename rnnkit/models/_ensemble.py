@@ -70,56 +70,7 @@ class Ensemble:
     def __iter__(self):
         return iter(self.members)
 
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=None,
-        epochs=1,
-        verbose="auto",
-        callbacks=None,
-        member_callbacks=None,
-        validation_split=0.0,
-        validation_data=None,
-        shuffle=True,
-        initial_epoch=0,
-        sample_weight=None,
-        class_weight=None,
-    ):
-        """Train every member on `(x, y)`, the same shuffled batches for all; returns each
-        member's `History`.
-
-        Args:
-            x, y, batch_size, epochs, validation_split, validation_data, shuffle,
-                initial_epoch, sample_weight, class_weight: as for `Model.fit`, on
-                in-memory arrays.
-            verbose: the progress display, for the members' mean logs.
-            callbacks: callbacks for the ensemble as a whole (progress, logging): each epoch
-                they get the members' logs averaged, and `members`, how many trained that
-                epoch; `model.stop_training = True` in one stops every member. Callbacks that
-                watch one model (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ...) go in
-                `member_callbacks`; here they raise a TypeError saying so.
-            member_callbacks: a function of a member's index returning that member's own
-                callbacks, e.g. `lambda i: [EarlyStopping(patience=5,
-                restore_best_weights=True)]`: they see the member's model and its logs, and
-                a member they stop drops out while the others train on.
-        """
-        return fit_ensemble(
-            self,
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            member_callbacks=member_callbacks,
-            validation_split=validation_split,
-            validation_data=validation_data,
-            shuffle=shuffle,
-            initial_epoch=initial_epoch,
-            sample_weight=sample_weight,
-            class_weight=class_weight,
-        )
+    fit = fit_ensemble
 
     def as_model(self, name: str | None = None) -> Model:
         """One functional `Model` that runs the members side by side on the same inputs and

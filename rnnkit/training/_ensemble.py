@@ -32,17 +32,25 @@ import torch
 
 from rnnkit import distribution as distribution_
 from rnnkit import losses
+from rnnkit.callbacks import (
+    BackupAndRestore,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from rnnkit.callbacks._base import CallbackList
 from rnnkit.callbacks._progress import progress_logger
 from rnnkit.training import _direct, _fit
-from rnnkit.training._data import check_count
+from rnnkit.training._data import check_count, is_array_like
 from rnnkit.training._memory import keep_freed_memory
 
 
 def fit_ensemble(
     ensemble,
-    x,
-    y,
+    x=None,
+    y=None,
     batch_size=None,
     epochs=1,
     verbose="auto",
@@ -55,7 +63,23 @@ def fit_ensemble(
     sample_weight=None,
     class_weight=None,
 ):
-    """Train every member of `ensemble` on `(x, y)`; returns each member's `History`."""
+    """`ensemble.fit(x, y, ...)`: train every member on `(x, y)`, the same shuffled batches
+    for all; returns each member's `History`.
+
+    Args:
+        x, y, batch_size, epochs, validation_split, validation_data, shuffle, initial_epoch,
+            sample_weight, class_weight: as for `Model.fit`, on in-memory arrays.
+        verbose: the progress display, for the members' mean logs.
+        callbacks: callbacks for the ensemble as a whole (progress, logging): each epoch they
+            get the members' logs averaged, and `members`, how many trained that epoch;
+            `model.stop_training = True` in one stops every member. Callbacks that watch one
+            model (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ...) go in
+            `member_callbacks`; here they raise a TypeError saying so.
+        member_callbacks: a function of a member's index returning that member's own
+            callbacks, e.g. `lambda i: [EarlyStopping(patience=5, restore_best_weights=True)]`:
+            they see the member's model and its logs, and a member they stop drops out while
+            the others train on.
+    """
     where = "Ensemble.fit"
     members = ensemble.members
     for member in members:
@@ -79,27 +103,30 @@ def fit_ensemble(
             )
     if x is None:
         raise ValueError(f"{where}: x (the inputs) is missing; pass fit(x, y, ...).")
-    if not _is_arrays(x):
+    if not is_array_like(x):
         raise ValueError(
             f"{where}: the ensemble trains on in-memory arrays (numpy, pandas or torch); got "
             f"{type(x).__name__}. Fit each member on its own for a generator or Dataset."
         )
-    if distribution_.distribution() is not None:
-        return _one_by_one(
-            ensemble,
-            x,
-            y,
-            batch_size,
-            epochs,
-            callbacks,
-            member_callbacks,
-            validation_split,
-            validation_data,
-            shuffle,
-            initial_epoch,
-            sample_weight,
-            class_weight,
-        )
+    if distribution_.distribution() is not None:  # across processes: each member's own fit
+        ensemble.step_path = "each member's own fit in turn (data-parallel)"
+        return [
+            member.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=0,
+                callbacks=_own(member_callbacks, i) + [copy.copy(c) for c in callbacks or []],
+                validation_split=validation_split,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                initial_epoch=initial_epoch,
+                sample_weight=sample_weight,
+                class_weight=class_weight,
+            )
+            for i, member in enumerate(members)
+        ]
     _fit._check_validation_split(where, validation_split, x)
     first = members[0]
     device = first.weights_device()
@@ -119,8 +146,7 @@ def fit_ensemble(
     params = {"epochs": epochs, "steps": data.num_batches, "verbose": 0, "batch_size": batch_size}
     lists = []
     for i, member in enumerate(members):
-        own = list(member_callbacks(i)) if member_callbacks is not None else []
-        lists.append(_fit._fit_callbacks(member, own, 0, params))
+        lists.append(_fit._fit_callbacks(member, _own(member_callbacks, i), 0, params))
         member.stop_training = False
         member.initial_epoch = initial_epoch
     shown = [c for c in [progress_logger(verbose)] if c is not None]
@@ -143,66 +169,20 @@ def fit_ensemble(
     return [member.history for member in members]
 
 
-def _per_member_callbacks() -> tuple:
-    from rnnkit import callbacks
-
-    return (
-        callbacks.EarlyStopping,
-        callbacks.ModelCheckpoint,
-        callbacks.ReduceLROnPlateau,
-        callbacks.LearningRateScheduler,
-        callbacks.BackupAndRestore,
-        callbacks.TerminateOnNaN,
-    )
+# callbacks that watch one model: each member gets its own (`member_callbacks`)
+_PER_MEMBER = (
+    EarlyStopping,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    LearningRateScheduler,
+    BackupAndRestore,
+    TerminateOnNaN,
+)
 
 
-_PER_MEMBER = _per_member_callbacks()
-
-
-def _is_arrays(x) -> bool:
-    from rnnkit.training._data import is_array_like
-
-    return is_array_like(x)
-
-
-def _one_by_one(
-    ensemble,
-    x,
-    y,
-    batch_size,
-    epochs,
-    callbacks,
-    member_callbacks,
-    validation_split,
-    validation_data,
-    shuffle,
-    initial_epoch,
-    sample_weight,
-    class_weight,
-):
-    """Across processes (data-parallel), each member trains with its own `fit`, in turn."""
-    ensemble.step_path = "each member's own fit in turn (data-parallel)"
-    histories = []
-    for i, member in enumerate(ensemble.members):
-        own = list(member_callbacks(i)) if member_callbacks is not None else []
-        shared = [copy.copy(c) for c in callbacks or []]
-        histories.append(
-            member.fit(
-                x,
-                y,
-                batch_size=batch_size,
-                epochs=epochs,
-                verbose=0,
-                callbacks=own + shared,
-                validation_split=validation_split,
-                validation_data=validation_data,
-                shuffle=shuffle,
-                initial_epoch=initial_epoch,
-                sample_weight=sample_weight,
-                class_weight=class_weight,
-            )
-        )
-    return histories
+def _own(member_callbacks, i) -> list:
+    """Member `i`'s own callbacks."""
+    return list(member_callbacks(i)) if member_callbacks is not None else []
 
 
 def _train(ensemble, members, steps, lists, overall, data, val_data, epochs, initial_epoch, own):
