@@ -68,6 +68,31 @@ def member_sums(per_row, members: int) -> tuple:
     return sums[:, :-1], sums[:, -1]
 
 
+def inputs_of(x_tm, steps, members, kernel, bias, out) -> tuple:
+    """`(inputs, x_members)` for a forward loop: with few features the loop makes
+    `x W_m + b_m` itself (`compiled.narrow`, no copy per member); otherwise `out`
+    `(T, B, width)` gets it from one batched product over `x_members` `(M, T*B_m, D)`."""
+    if compiled.narrow_fits(x_tm):
+        return compiled.narrow(x_tm, kernel, bias), None
+    x_members = by_member(x_tm.view(steps, -1, x_tm.shape[-1]), members)
+    project_into(out, x_members, kernel, bias)
+    return compiled.NO_INPUTS, x_members
+
+
+def input_weight_gradients(per_row, x_members, d_members, members, needs_w, needs_b):
+    """`dW` `(M, D, width)` and `db` `(M, width)` (None where not needed): from the loops'
+    per-row sums (narrow inputs) or batched products over `d_members` `(M, T*B_m, width)`."""
+    grad_w = grad_b = None
+    if per_row is not None:
+        grad_w, grad_b = member_sums(per_row, members)
+    else:
+        if needs_w:
+            grad_w = bmm_t(x_members, d_members)
+        if needs_b:
+            grad_b = d_members.sum(1)  # (a sum over the copy's rows is ~10x faster)
+    return (grad_w if needs_w else None), (grad_b if needs_b else None)
+
+
 def bmm_t(a, b) -> torch.Tensor:
     """`a_m^T b_m` for every member: `(M, N, K)`, `(M, N, L)` -> `(M, K, L)`."""
     return torch.bmm(a.transpose(1, 2), b)
@@ -215,13 +240,7 @@ class MembersSimpleRNN(torch.autograd.Function):
         x_tm = x.transpose(0, 1).contiguous().view(steps * batch, features)  # time-major rows
         a_all = x.new_empty(steps + 1, batch, units)  # row 0 h_0, then a_t = h_t (no mask)
         a_all[0] = h0
-        x_members = None
-        if compiled.narrow_fits(x):  # the loop makes x W_m + b_m itself
-            inputs = compiled.narrow(x_tm, kernel, bias)
-        else:
-            inputs = compiled.NO_INPUTS
-            x_members = by_member(x_tm.view(steps, batch, features), members)  # (M, T*B_m, D)
-            project_into(a_all[1:], x_members, kernel, bias)
+        inputs, x_members = inputs_of(x_tm, steps, members, kernel, bias, a_all[1:])
         compiled.simple_rnn_forward(a_all, a_all, recurrent_kernel, None, activation, inputs)
         ctx.save_for_backward(x_tm, x_members, kernel, recurrent_kernel, a_all)
         ctx.activation, ctx.members = activation, members
@@ -247,18 +266,12 @@ class MembersSimpleRNN(torch.autograd.Function):
         if needs_x:  # (M, T*B_m, D) -> (T, B, D) -> (B, T, D)
             grad_x = time_major(torch.bmm(dz_members, kernel.transpose(1, 2)), steps)
             grad_x = grad_x.transpose(0, 1)
-        if per_row is not None:
-            grad_w, grad_b = member_sums(per_row, members)
-        else:
-            if needs_w:
-                grad_w = bmm_t(x_members, dz_members)
-            if needs_b:
-                grad_b = dz_members.sum(1)  # (a sum over the copy's rows is ~10x faster)
+        grad_w, grad_b = input_weight_gradients(
+            per_row, x_members, dz_members, members, needs_w, needs_b
+        )
         if needs_u:
             grad_u = bmm_t(by_member(a_all[:-1], members), dz_members)  # h_{t-1} per member
         grad_h0 = grad[0].clone() if needs_h0 else None
-        grad_w = grad_w if needs_w else None
-        grad_b = grad_b if needs_b else None
         return grad_x, grad_w, grad_b, grad_h0, grad_u, None, None
 
 
@@ -304,13 +317,7 @@ class MembersGRU(torch.autograd.Function):
         states = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T
         states[0] = h0
         diff = x.new_empty(steps, batch, units)  # h_{t-1} - n_t
-        x_members = None
-        if compiled.narrow_fits(x):
-            inputs = compiled.narrow(x_tm, kernel, bias)
-        else:
-            inputs = compiled.NO_INPUTS
-            x_members = by_member(x_tm.view(steps, batch, features), members)  # (M, T*B_m, D)
-            project_into(zrh, x_members, kernel, bias)
+        inputs, x_members = inputs_of(x_tm, steps, members, kernel, bias, zrh)
         b_rec_h = b_rec[:, hh].contiguous() if b_rec is not None else None  # (M, H)
         buffers = (zrh, xh, states, diff, recurrent_kernel, b_rec_h, None)
         compiled.gru_forward(*buffers, act, sigma, inputs)
@@ -350,15 +357,7 @@ class MembersGRU(torch.autograd.Function):
             dxw[..., hh] = by_member(dn, members)
         if needs_x:  # (M, T*B_m, D) -> (T, B, D) -> (B, T, D)
             grad_x = time_major(torch.bmm(dxw, kernel.transpose(1, 2)), steps).transpose(0, 1)
-        if per_row is not None:
-            grad_w, grad_b = member_sums(per_row, members)
-        else:
-            if needs_w:
-                grad_w = bmm_t(x_members, dxw)
-            if needs_b:
-                grad_b = dxw.sum(1)
-        grad_w = grad_w if needs_w else None
-        grad_b = grad_b if needs_b else None
+        grad_w, grad_b = input_weight_gradients(per_row, x_members, dxw, members, needs_w, needs_b)
         grad_h0 = grads[0].clone() if needs_h0 else None
         return grad_x, grad_w, grad_b, grad_b_rec, grad_h0, grad_u, None, None, None, None
 
@@ -395,13 +394,7 @@ class MembersLSTM(torch.autograd.Function):
         units = recurrent_kernel.shape[1]
         flat_x = x.reshape(steps * batch, features).contiguous()  # (T*B, D)
         gates = x.new_empty(steps, batch, 4 * units)  # x W + b, then [i, f, g, o]
-        x_members = None
-        if compiled.narrow_fits(x):
-            inputs = compiled.narrow(flat_x, kernel, bias)
-        else:
-            inputs = compiled.NO_INPUTS
-            x_members = by_member(flat_x.view(steps, batch, features), members)  # (M, T*B_m, D)
-            project_into(gates, x_members, kernel, bias)
+        inputs, x_members = inputs_of(flat_x, steps, members, kernel, bias, gates)
         squashed = x.new_empty(steps, batch, units)  # act(c')
         h = x.new_empty(steps + 1, batch, units)  # h_0 .. h_T
         c = x.new_empty(steps + 1, batch, units)  # c_0 .. c_T
@@ -437,17 +430,11 @@ class MembersLSTM(torch.autograd.Function):
         grad_x = grad_w = grad_b = grad_u = None
         if needs_x:  # (M, T*B_m, D) -> (T, B, D)
             grad_x = time_major(torch.bmm(dz_members, kernel.transpose(1, 2)), steps)
-        if per_row is not None:
-            grad_w, grad_b = member_sums(per_row, members)
-        else:
-            if needs_w:
-                grad_w = bmm_t(x_members, dz_members)
-            if needs_b:
-                grad_b = dz_members.sum(1)  # (a sum over the copy's rows is ~10x faster)
+        grad_w, grad_b = input_weight_gradients(
+            per_row, x_members, dz_members, members, needs_w, needs_b
+        )
         if needs_u:
             grad_u = bmm_t(by_member(h[:-1], members), dz_members)  # h_{t-1} per member
-        grad_w = grad_w if needs_w else None
-        grad_b = grad_b if needs_b else None
         grad_h0 = gh[0].clone() if needs_h0 else None
         grad_c0 = gc if needs_c0 else None
         return grad_x, grad_w, grad_b, grad_h0, grad_c0, grad_u, None, None, None
