@@ -100,3 +100,18 @@ def give(params, grads) -> None:
 def trains(params) -> bool:
     """Whether any member trains this weight (`add_gradient` skips those that do not)."""
     return any(p is not None and p.requires_grad for p in params)
+
+
+def recurrence_output(run, sequences: bool, assign):
+    """`(output, backward)` from a SimpleRNN or GRU kernel run by hand (`by_hand.run`'s
+    `((states (T, B, H), last (B, H)), backward)`): every step's output, batch-major, or the
+    last one. `backward(dy)` sends the kernel's gradients to `assign(grads)` (one per kernel
+    argument) and returns the input's."""
+    (states, last), recurrence_backward = run
+
+    def backward(dy):
+        grads = recurrence_backward(*((dy.transpose(0, 1), None) if sequences else (None, dy)))
+        assign(grads)
+        return grads[0]
+
+    return (states.transpose(0, 1) if sequences else last), backward

@@ -181,24 +181,21 @@ class GRU(CellLayer):
             activations.serialize(cell.recurrent_activation),
             cell.reset_after,
         )
-        (h, last), recurrence_backward = by_hand.run(
+        run = by_hand.run(
             GRURecurrence,
             (*needs, False, u.requires_grad, False, False, False, False),
             *(x, w, b_in, b_rec, states[0], u, None, *names),
-        )  # (T, B, H), (B, H)
-        sequences = self.return_sequences
+        )
 
-        def backward(dy):
-            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
-            dx, dw, db, db_rec, _, du, *_ = recurrence_backward(*grads)
+        def assign(grads):  # (dx, dW, db, db', dh0, dU, ...)
+            db = grads[2]
             if db is not None and cell.reset_after:  # the bias is (2, 3H): [b; b']
-                db = torch.stack([db, db_rec])
-            for param, grad in ((w, dw), (bias, db), (u, du)):
+                db = torch.stack([db, grads[3]])
+            for param, grad in ((w, grads[1]), (bias, db), (u, grads[5])):
                 if param is not None:
                     _direct.add_gradient(param, grad)
-            return dx
 
-        return (h.transpose(0, 1) if sequences else last), backward
+        return _direct.recurrence_output(run, self.return_sequences, assign)
 
     def stacked_blocker(self):
         return None if self.cell.reset_after else "GRU(reset_after=False)"
@@ -219,20 +216,16 @@ class GRU(CellLayer):
             activations.serialize(cell.recurrent_activation),
             True,
         )
-        (h, last), recurrence_backward = by_hand.run(
+        run = by_hand.run(
             MembersGRU,
             (*needs, _direct.trains(us), False, False, False, False),
             *(x, _direct.stack(ws), b_in, b_rec, states[0], _direct.stack(us), None, *names),
         )
-        sequences = layers[0].return_sequences
 
-        def backward(dy):
-            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
-            dx, dw, db, db_rec, _, du, *_ = recurrence_backward(*grads)
-            _direct.give(ws, dw)
-            _direct.give(us, du)
-            if bs is not None and db is not None:
-                _direct.give(bs, torch.stack([db, db_rec], dim=1))
-            return dx
+        def assign(grads):  # (dx, dW, db, db', dh0, dU, ...), stacked by member
+            _direct.give(ws, grads[1])
+            _direct.give(us, grads[5])
+            if bs is not None and grads[2] is not None:  # each member's (2, 3H) bias
+                _direct.give(bs, torch.stack([grads[2], grads[3]], dim=1))
 
-        return (h.transpose(0, 1) if sequences else last), backward
+        return _direct.recurrence_output(run, layers[0].return_sequences, assign)

@@ -116,19 +116,13 @@ class SimpleRNN(CellLayer):
         w, u, b = cell.kernel, cell.recurrent_kernel, cell.bias
         needs = (needs_input_grad, w.requires_grad, b is not None and b.requires_grad, False)
         args = (x, w, b, states[0], u, None, activations.serialize(cell.activation))
-        (h, last), recurrence_backward = by_hand.run(
-            SimpleRNNRecurrence, (*needs, u.requires_grad, False, False), *args
-        )  # (T, B, H), (B, H)
-        sequences = self.return_sequences
+        run = by_hand.run(SimpleRNNRecurrence, (*needs, u.requires_grad, False, False), *args)
 
-        def backward(dy):
-            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
-            dx, dw, db, _, du, *_ = recurrence_backward(*grads)
-            for param, grad in ((w, dw), (b, db), (u, du)):
+        def assign(grads):  # (dx, dW, db, dh0, dU, ...)
+            for param, grad in ((w, grads[1]), (b, grads[2]), (u, grads[4])):
                 _direct.add_gradient(param, grad)
-            return dx
 
-        return (h.transpose(0, 1) if sequences else last), backward
+        return _direct.recurrence_output(run, self.return_sequences, assign)
 
     @staticmethod
     def _stacked_recurrence(layers, x, states, needs_input_grad):
@@ -139,20 +133,16 @@ class SimpleRNN(CellLayer):
         trains_b = bs is not None and _direct.trains(bs)
         needs = (needs_input_grad, _direct.trains(ws), trains_b, False, _direct.trains(us))
         args = (x, _direct.stack(ws), b, states[0], _direct.stack(us), None)
-        (h, last), recurrence_backward = by_hand.run(
+        run = by_hand.run(
             MembersSimpleRNN,
             (*needs, False, False),
             *args,
             activations.serialize(cells[0].activation),
         )
-        sequences = layers[0].return_sequences
 
-        def backward(dy):
-            grads = (dy.transpose(0, 1), None) if sequences else (None, dy)
-            dx, dw, db, _, du, *_ = recurrence_backward(*grads)
-            for params, grad in ((ws, dw), (us, du), (bs, db)):
+        def assign(grads):  # (dx, dW, db, dh0, dU, ...), stacked by member
+            for params, grad in ((ws, grads[1]), (bs, grads[2]), (us, grads[4])):
                 if params is not None:
                     _direct.give(params, grad)
-            return dx
 
-        return (h.transpose(0, 1) if sequences else last), backward
+        return _direct.recurrence_output(run, layers[0].return_sequences, assign)
