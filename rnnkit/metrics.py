@@ -128,17 +128,16 @@ class Mean(Metric):
             # per sample, unweighted. The batch's sum is kept as it is, one op, and added to
             # the running sums when they are read (or every `_FOLD` batches): a dozen ops a
             # batch fewer, and no wait for a GPU.
+            batch = None
             if values.dim() == 0 and type(sample_weight) is int:
-                self._pending.append((values * sample_weight, sample_weight))
+                batch = (values * sample_weight, sample_weight)
             elif values.dim() == 1 and sample_weight is None:
-                self._pending.append((values.sum(), values.shape[0]))
-            else:
-                self._pending.append(None)
-            if self._pending[-1] is not None:
+                batch = (values.sum(), values.shape[0])
+            if batch is not None:
+                self._pending.append(batch)
                 if len(self._pending) >= _FOLD:
                     self._fold()
                 return
-            self._pending.pop()
         values, sample_weight = _reduce_to_samples(values, sample_weight)
         if sample_weight is not None:
             num_samples = sample_weight.sum()
